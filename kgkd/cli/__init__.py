@@ -1,0 +1,67 @@
+"""``kgkd`` command line: one subcommand group per concern.
+
+Each group lives in its own module (``kgkd/cli/<group>.py``) exposing
+``register(subparsers)``, which adds its parser and sets ``func`` on the
+parsed namespace. ``main`` turns any ``KGKDError`` into one clear line on
+stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from kgkd import __version__
+from kgkd.errors import KGKDError
+from kgkd.utils.logging import configure_logging
+
+#: Subcommand modules, in the order ``kgkd --help`` lists them.
+GROUPS: tuple[str, ...] = ("run", "demo", "graph", "data", "teachers", "signals", "distill", "predict", "eval")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available subcommand group."""
+    parser = argparse.ArgumentParser(
+        prog="kgkd",
+        description=(
+            "Knowledge-graph-guided, cross-domain knowledge distillation: a knowledge graph of "
+            "domains, tasks, labels and teachers decides which teacher to trust on which domain "
+            "while several domain teachers are distilled into one compact student."
+        ),
+        epilog="Run 'kgkd COMMAND --help' for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"kgkd {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-v: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in GROUPS:
+        try:
+            module = importlib.import_module(f"kgkd.cli.{group}")
+        except ModuleNotFoundError as exc:  # a group not built yet
+            if exc.name == f"kgkd.cli.{group}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``kgkd`` script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    configure_logging(-1 if args.quiet else args.verbose)
+    try:
+        result = args.func(args)
+    except KGKDError as exc:
+        print(f"kgkd: error: {exc}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Library logging: kgkd logs under the 'kgkd' logger; the CLI turns it on."""
+
+from __future__ import annotations
+
+import logging
+
+
+def get_logger(name: str) -> logging.Logger:
+    """Return a child of the 'kgkd' logger (``get_logger(__name__)``)."""
+    return logging.getLogger(name if name.startswith("kgkd") else f"kgkd.{name}")
+
+
+def configure_logging(verbosity: int = 0) -> None:
+    """Route kgkd logs to stderr: 0 → INFO, ≥1 → DEBUG, <0 → WARNING."""
+    level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
+    logger = logging.getLogger("kgkd")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+    logger.setLevel(level)

@@ -1,0 +1,60 @@
+"""A name → object registry, in the style of PyG/mmcv: users pick components by name."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable, Generic, Iterator, TypeVar
+
+from kgkd.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to classes/functions; unknown names get a did-you-mean error.
+
+    >>> LOSSES = Registry("loss")
+    >>> @LOSSES.register("kd")
+    ... class KD: ...
+    >>> LOSSES.get("kd") is KD
+    True
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator registering ``obj`` under ``name`` (names are unique)."""
+
+        def deco(obj: T) -> T:
+            if name in self._items and self._items[name] is not obj:
+                raise ConfigError(f"{self.kind} '{name}' is already registered")
+            self._items[name] = obj
+            return obj
+
+        return deco
+
+    def get(self, name: str) -> T:
+        """Return the object registered as ``name`` or raise a ConfigError with suggestions."""
+        try:
+            return self._items[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, list(self._items), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"unknown {self.kind} '{name}'.{hint} Available: {', '.join(sorted(self._items))}"
+            ) from None
+
+    def names(self) -> list[str]:
+        """All registered names, sorted."""
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._items)
