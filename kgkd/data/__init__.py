@@ -1,0 +1,50 @@
+"""Domain-tagged datasets over the real data kgkd ships (``data/``) or builds on demand.
+
+>>> from kgkd.data import load_domain, MultiDomainDataset, list_domains
+>>> list_domains("image")
+['fashion_mnist', 'mnist', 'uci_digits']
+"""
+
+from kgkd.data.augment import (
+    ImageAugment,
+    TextAugment,
+    blur,
+    gaussian_noise,
+    random_shift,
+    token_dropout,
+    typos,
+    word_swap,
+)
+from kgkd.data.collate import ImageCollator, TextCollator
+from kgkd.data.datasets import DomainDataset, MultiDomainDataset, data_file, load_domain
+from kgkd.data.specs import DOMAINS, DomainSpec, get_spec, list_domains
+from kgkd.data.splits import SPLITS, stratified_split
+from kgkd.data.tokenizer import load_minilm_tokenizer
+from kgkd.data.transforms import normalize, resize_digits, to_channels
+
+__all__ = [
+    "DOMAINS",
+    "SPLITS",
+    "DomainDataset",
+    "DomainSpec",
+    "ImageAugment",
+    "ImageCollator",
+    "MultiDomainDataset",
+    "TextAugment",
+    "TextCollator",
+    "blur",
+    "data_file",
+    "gaussian_noise",
+    "get_spec",
+    "list_domains",
+    "load_domain",
+    "load_minilm_tokenizer",
+    "normalize",
+    "random_shift",
+    "resize_digits",
+    "stratified_split",
+    "to_channels",
+    "token_dropout",
+    "typos",
+    "word_swap",
+]

