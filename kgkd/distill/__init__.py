@@ -1,0 +1,30 @@
+"""Distillation: losses, schedules, teacher weighting, projectors, the teacher cache
+and the training engine. Everything here sees tensors only — no graphs."""
+
+from kgkd.distill.cache import CachedTeacher, TeacherCache, cache_fingerprint
+from kgkd.distill.context import LossContext
+from kgkd.distill.losses import LOSSES, DistillLoss, build_loss
+from kgkd.distill.projectors import PROJECTORS, Projector, build_projector, build_projectors
+from kgkd.distill.schedules import SCHEDULES, Schedule, build_schedule
+from kgkd.distill.weighting import DomainTableWeighting, TeacherWeighting, UniformWeighting, all_reduce_mean
+
+__all__ = [
+    "CachedTeacher",
+    "TeacherCache",
+    "cache_fingerprint",
+    "LossContext",
+    "LOSSES",
+    "DistillLoss",
+    "build_loss",
+    "PROJECTORS",
+    "Projector",
+    "build_projector",
+    "build_projectors",
+    "SCHEDULES",
+    "Schedule",
+    "build_schedule",
+    "DomainTableWeighting",
+    "TeacherWeighting",
+    "UniformWeighting",
+    "all_reduce_mean",
+]

@@ -1,0 +1,108 @@
+"""``DistillLoss`` base class, the ``LOSSES`` registry and ``build_loss``.
+
+Every loss is a ``torch.nn.Module`` taking one :class:`LossContext` and returning
+a scalar. Losses that are means over samples also expose ``per_sample(ctx) ->
+Tensor[B]`` so that wrappers (``combined``, ``per_task``) can mix them per sample.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from kgkd.distill.context import LossContext
+from kgkd.errors import ConfigError
+from kgkd.utils.registry import Registry
+
+#: Losses by name: ``LOSSES.get("kd")`` → class; build one with :func:`build_loss`.
+LOSSES: Registry[type["DistillLoss"]] = Registry("loss")
+
+
+class DistillLoss(nn.Module):
+    """Base class of distillation losses: ``forward(ctx) -> scalar Tensor``.
+
+    Subclasses that are per-sample means implement :meth:`per_sample`; the default
+    ``forward`` then averages it. Losses holding shape-dependent parameters
+    (projectors) build them in :meth:`setup`, which the engine calls with the first
+    batch's context BEFORE creating the optimizer.
+    """
+
+    def per_sample(self, ctx: LossContext) -> Tensor:
+        """Loss of each sample ``[B]``; not every loss is decomposable per sample."""
+        raise NotImplementedError(f"loss '{type(self).__name__}' has no per-sample form")
+
+    def forward(self, ctx: LossContext) -> Tensor:  # noqa: D102 - documented in class
+        return self.per_sample(ctx).mean()
+
+    def setup(self, ctx: LossContext) -> None:
+        """Create parameters whose shapes depend on the data (default: nothing to do)."""
+        for child in self.children():
+            if isinstance(child, DistillLoss):
+                child.setup(ctx)
+            elif isinstance(child, (nn.ModuleDict, nn.ModuleList)):
+                for sub in child.children():
+                    if isinstance(sub, DistillLoss):
+                        sub.setup(ctx)
+
+
+def zero_loss(ctx: LossContext) -> Tensor:
+    """A scalar 0 attached to the student's graph (backward works, contributes nothing)."""
+    return ctx.student.logits.sum() * 0.0
+
+
+def check_kwargs(name: str, cls: type, kwargs: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` naming any keyword ``cls.__init__`` does not accept."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [p for p in params if p != "self"]
+    for key in kwargs:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"loss '{name}' has no option '{key}'.{hint} "
+                f"Accepted options: {', '.join(accepted) or '(none)'}"
+            )
+
+
+def build_loss(name: str, **kwargs: Any) -> DistillLoss:
+    """Build the loss registered as ``name`` with options ``kwargs``.
+
+    Unknown names and unknown options raise ``ConfigError`` with a did-you-mean.
+
+    >>> build_loss("kd").__class__.__name__
+    'KDLoss'
+    """
+    cls = LOSSES.get(name)
+    check_kwargs(name, cls, kwargs)
+    return cls(**kwargs)
+
+
+def as_loss(spec: "DistillLoss | str | Mapping[str, Any]", where: str) -> DistillLoss:
+    """Turn a loss spec (instance, name, or ``{"name": ..., **options}``) into a loss.
+
+    ``where`` names the config position for error messages (e.g. ``"weighted_sum.losses.kd"``).
+    """
+    if isinstance(spec, DistillLoss):
+        return spec
+    if isinstance(spec, str):
+        return build_loss(spec)
+    if isinstance(spec, Mapping):
+        options = dict(spec)
+        name = options.pop("name", None)
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}: a loss given as a mapping needs a 'name' key (e.g. name: kd)")
+        return build_loss(name, **options)
+    raise ConfigError(
+        f"{where}: expected a loss name, a mapping with 'name', or a DistillLoss, got {type(spec).__name__}"
+    )
+
+
+def as_float(value: Tensor | float) -> float:
+    """A detached Python float, for logging."""
+    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
