@@ -1,0 +1,209 @@
+"""``EngineConfig``: every knob of a distillation run, validated up front.
+
+A config is a flat dataclass so that a YAML recipe, a CLI and a test can all
+build one the same way (``EngineConfig.from_dict``). Unknown keys, wrong types
+and out-of-range values raise :class:`~kgkd.errors.ConfigError` naming the key
+(and, for typos, the closest valid key) before any training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from kgkd.distill.schedules import SCHEDULES
+from kgkd.errors import ConfigError
+
+_OPTIMIZERS = ("adamw", "sgd")
+_SCHEDULERS = ("cosine", "linear", "constant")
+_DEVICES = ("auto", "cpu", "cuda")
+_AMP = ("auto", "bf16", "fp16", "off")
+_MODES = ("max", "min")
+
+
+@dataclass
+class EngineConfig:
+    """Hyper-parameters and runtime options of :class:`~kgkd.distill.engine.DistillationEngine`.
+
+    Temperature and α follow a schedule from ``kgkd.distill.schedules``: they go
+    from ``*_start`` to ``*_end`` (``None``: stay at start) along ``*_schedule``
+    as training progresses. ``batch_size`` is per process: under ``torchrun``
+    with N ranks the global batch is N × ``batch_size``.
+    """
+
+    # optimisation
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    scheduler: str = "cosine"
+    warmup_steps: int = 0
+    grad_clip: float | None = 1.0
+    # distillation schedules
+    temperature: float = 4.0
+    temperature_end: float | None = None
+    temperature_schedule: str = "constant"
+    alpha: float = 0.9
+    alpha_end: float | None = None
+    alpha_schedule: str = "constant"
+    # runtime
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    compile: bool = False
+    num_workers: int = 0
+    find_unused_parameters: bool = False
+    # logging / evaluation
+    log_every: int = 10
+    eval_every: int = 1
+    show_progress: bool = True
+    early_stopping_metric: str | None = None
+    early_stopping_patience: int = 3
+    early_stopping_mode: str = "max"
+    # checkpoints / interruption
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    max_steps: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "EngineConfig":
+        """Build a config from a mapping; unknown keys get a did-you-mean ConfigError."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"engine config must be a mapping of option → value, got {type(data).__name__}"
+            )
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in names:
+                close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                raise ConfigError(
+                    f"unknown engine config key '{key}'.{hint} Valid keys: {', '.join(names)}"
+                )
+        hints = typing.get_type_hints(cls)
+        values = {key: _coerce(key, value, hints[key]) for key, value in data.items()}
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy of every option (checkpoints store it)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "EngineConfig":
+        """A validated copy with some options changed."""
+        return EngineConfig.from_dict({**self.to_dict(), **changes})
+
+    # --------------------------------------------------------------- validate
+    def validate(self) -> None:
+        """Raise ConfigError naming the first option whose value is out of range."""
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch_size", self.batch_size)
+        _positive_float("lr", self.lr)
+        _non_negative("weight_decay", self.weight_decay)
+        _non_negative("momentum", self.momentum)
+        _choice("optimizer", self.optimizer, _OPTIMIZERS)
+        _choice("scheduler", self.scheduler, _SCHEDULERS)
+        _non_negative_int("warmup_steps", self.warmup_steps)
+        if self.grad_clip is not None:
+            _positive_float("grad_clip", self.grad_clip)
+        _positive_float("temperature", self.temperature)
+        if self.temperature_end is not None:
+            _positive_float("temperature_end", self.temperature_end)
+        _choice("temperature_schedule", self.temperature_schedule, tuple(SCHEDULES.names()))
+        _unit("alpha", self.alpha)
+        if self.alpha_end is not None:
+            _unit("alpha_end", self.alpha_end)
+        _choice("alpha_schedule", self.alpha_schedule, tuple(SCHEDULES.names()))
+        _choice("device", self.device, _DEVICES)
+        _choice("amp", self.amp, _AMP)
+        _non_negative_int("num_workers", self.num_workers)
+        _positive_int("log_every", self.log_every)
+        _non_negative_int("eval_every", self.eval_every)
+        _positive_int("early_stopping_patience", self.early_stopping_patience)
+        _choice("early_stopping_mode", self.early_stopping_mode, _MODES)
+        _non_negative_int("checkpoint_every", self.checkpoint_every)
+        _positive_int("keep_checkpoints", self.keep_checkpoints)
+        if self.max_steps is not None:
+            _positive_int("max_steps", self.max_steps)
+        if self.checkpoint_every and not self.checkpoint_dir:
+            raise ConfigError(
+                f"checkpoint_every={self.checkpoint_every} needs checkpoint_dir; "
+                "set checkpoint_dir to a folder or checkpoint_every to 0"
+            )
+
+
+# ---------------------------------------------------------------------- helpers
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against the annotation ``hint``; ints are accepted for floats."""
+    args = typing.get_args(hint)
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"engine config key '{key}' may not be null; give a value")
+    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    origin = typing.get_origin(base) or base
+    if origin is bool:
+        ok = isinstance(value, bool)
+    elif origin is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif origin is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif origin is str:
+        ok = isinstance(value, str)
+    elif origin is dict:
+        ok = isinstance(value, Mapping)
+        value = dict(value) if ok else value
+    else:  # pragma: no cover - every field is one of the above
+        ok = True
+    if not ok:
+        raise ConfigError(
+            f"engine config key '{key}' must be {getattr(origin, '__name__', origin)}"
+            f"{' or null' if optional else ''}, got {value!r} ({type(value).__name__})"
+        )
+    return value
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"engine config {key}='{value}' is not one of {list(choices)}.{hint}")
+
+
+def _positive_int(key: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"engine config {key} must be an integer ≥ 1, got {value!r}")
+
+
+def _non_negative_int(key: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"engine config {key} must be an integer ≥ 0, got {value!r}")
+
+
+def _positive_float(key: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"engine config {key} must be a finite number > 0, got {value!r}")
+
+
+def _non_negative(key: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"engine config {key} must be a finite number ≥ 0, got {value!r}")
+
+
+def _unit(key: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"engine config {key} must lie in [0, 1], got {value!r}")

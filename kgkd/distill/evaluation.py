@@ -1,0 +1,169 @@
+"""Evaluation helpers: per-domain metrics, teacher-ensemble predictions, compression report.
+
+All functions take tensors and modules only. Metrics use scikit-learn so that
+the numbers match what users compute themselves.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import save_model
+from sklearn.metrics import accuracy_score, f1_score
+from torch import Tensor, nn
+
+from kgkd.errors import DistillError
+from kgkd.labels import LabelMap
+
+
+def per_domain_metrics(
+    preds: Tensor | np.ndarray,
+    labels: Tensor | np.ndarray,
+    domains: Tensor | np.ndarray,
+    domain_names: Sequence[str],
+) -> dict[str, dict[str, float]]:
+    """Accuracy and macro-F1 overall and per domain; samples labelled -1 are left out.
+
+    Returns ``{"overall": {"accuracy", "macro_f1", "n"}, "<domain>": {...}, ...}``
+    (a domain with no labelled sample is absent).
+    """
+    p, y, d = (np.asarray(a.detach().cpu() if isinstance(a, Tensor) else a) for a in (preds, labels, domains))
+    if not p.shape == y.shape == d.shape:
+        raise DistillError(
+            f"per_domain_metrics: preds {p.shape}, labels {y.shape} and domains {d.shape} must have the same shape"
+        )
+    keep = y >= 0
+    p, y, d = p[keep], y[keep], d[keep]
+    out: dict[str, dict[str, float]] = {"overall": _scores(p, y)}
+    for i, name in enumerate(domain_names):
+        rows = d == i
+        if rows.any():
+            out[name] = _scores(p[rows], y[rows])
+    unknown = sorted(set(np.unique(d).tolist()) - set(range(len(domain_names))))
+    if unknown:
+        raise DistillError(
+            f"per_domain_metrics: domain ids {unknown} have no name in domain_names={list(domain_names)}; "
+            "pass one name per domain of the dataset"
+        )
+    return out
+
+
+def _scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    if len(y) == 0:
+        return {"accuracy": float("nan"), "macro_f1": float("nan"), "n": 0.0}
+    return {
+        "accuracy": float(accuracy_score(y, p)),
+        "macro_f1": float(f1_score(y, p, average="macro", zero_division=0)),
+        "n": float(len(y)),
+    }
+
+
+def ensemble_probs(
+    teacher_logits: Sequence[Tensor],
+    weights: Tensor,
+    label_maps: Sequence[LabelMap],
+    temperature: float = 1.0,
+) -> Tensor:
+    """Weighted mixture of teacher distributions in the student's label space ``[B, C_s]``.
+
+    Each teacher's softmax (at ``temperature``) is moved to the student's labels with
+    its ``LabelMap.matrix()`` and mixed with the per-sample weights ``[B, T]``.
+    """
+    if len(teacher_logits) != len(label_maps):
+        raise DistillError(f"{len(teacher_logits)} teacher outputs but {len(label_maps)} label maps; give one per teacher")
+    mix: Tensor | None = None
+    for t, (logits, lmap) in enumerate(zip(teacher_logits, label_maps)):
+        if logits.shape[-1] != lmap.num_teacher_labels:
+            raise DistillError(
+                f"teacher '{lmap.teacher}' returned {logits.shape[-1]} logits but its label map lists "
+                f"{lmap.num_teacher_labels} teacher labels; rebuild the label map for this teacher"
+            )
+        p = torch.softmax(logits.float() / temperature, dim=-1) @ lmap.matrix(device=logits.device)
+        term = weights[:, t : t + 1].to(p) * p
+        mix = term if mix is None else mix + term
+    assert mix is not None
+    return mix
+
+
+@torch.no_grad()
+def ensemble_predict(
+    teachers: Sequence[nn.Module],
+    weighting: nn.Module,
+    label_maps: Sequence[LabelMap],
+    batch: Mapping[str, Any],
+    temperature: float = 1.0,
+) -> Tensor:
+    """Run the teachers on ``batch`` and return the weighted ensemble's probabilities ``[B, C_s]``."""
+    logits = [t(batch).logits.float() for t in teachers]
+    weights = weighting(batch["domain"], logits)
+    return ensemble_probs(logits, weights, label_maps, temperature)
+
+
+# ------------------------------------------------------------------ compression
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters (shared ones once)."""
+    return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
+
+
+def size_on_disk(module: nn.Module) -> int:
+    """Bytes of the module's weights saved as safetensors (written to a temp folder)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "weights.safetensors"
+        save_model(module, str(path))
+        return path.stat().st_size
+
+
+@torch.no_grad()
+def measure_latency(
+    models: Sequence[nn.Module], batch: Mapping[str, Any], repeats: int = 10, warmup: int = 2
+) -> dict[str, float]:
+    """Median ms per batch and samples/s of running all ``models`` on ``batch`` in turn."""
+    n = int(next(v for v in batch.values() if isinstance(v, Tensor)).shape[0])
+    for m in models:
+        m.eval()
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        for m in models:
+            m(batch)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {"latency_ms": 1000.0 * median, "throughput": n / median}
+
+
+def compression_report(
+    student: nn.Module,
+    teachers: Sequence[nn.Module],
+    example_batch: Mapping[str, Any],
+    repeats: int = 10,
+) -> dict[str, dict[str, float]]:
+    """Parameters, safetensors size, latency and throughput: student vs the teacher ensemble.
+
+    Models run where they are (keep them on CPU for the CPU numbers). Returns
+    ``{"student": {...}, "ensemble": {...}, "ratio": {params, size, speedup}}``.
+    """
+    if not teachers:
+        raise DistillError("compression_report needs at least one teacher to compare the student with")
+    rows: dict[str, dict[str, float]] = {}
+    for key, models in (("student", [student]), ("ensemble", list(teachers))):
+        rows[key] = {
+            "params": float(sum(count_parameters(m) for m in models)),
+            "size_mb": sum(size_on_disk(m) for m in models) / 2**20,
+            **measure_latency(models, example_batch, repeats=repeats),
+        }
+    s, e = rows["student"], rows["ensemble"]
+    rows["ratio"] = {
+        "params": e["params"] / max(s["params"], 1.0),
+        "size": e["size_mb"] / max(s["size_mb"], 1e-12),
+        "speedup": s["throughput"] / max(e["throughput"], 1e-12),
+    }
+    return rows
