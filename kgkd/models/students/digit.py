@@ -1,0 +1,88 @@
+"""``DigitStudent``: a ~65k-parameter CNN for 28×28 gray images (digits, clothing)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kgkd.errors import ModelError
+from kgkd.models.base import ModelOutput
+from kgkd.models.students.base import STUDENTS, Student
+
+DIGIT_LABELS: tuple[str, ...] = tuple(str(d) for d in range(10))
+
+
+@dataclass(frozen=True)
+class DigitStudentConfig:
+    """Hyper-parameters of :class:`DigitStudent`.
+
+    Attributes:
+        label_names: the student's labels (default digits 0..9).
+        input_size: side the input is resized to (feature maps are ``input_size // 4``).
+        channels: output channels of the three conv blocks.
+        dim: width of the ``"pooled"`` feature.
+        dropout: dropout before the classifier.
+    """
+
+    label_names: tuple[str, ...] = DIGIT_LABELS
+    input_size: int = 28
+    channels: tuple[int, ...] = (32, 64, 64)
+    dim: int = 128
+    dropout: float = 0.1
+
+
+def _block(cin: int, cout: int, pool: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+@STUDENTS.register("digit")
+class DigitStudent(Student):
+    """Three conv blocks (two with 2×2 pooling) → global average pool → Linear–ReLU → classifier.
+
+    Reads ``batch["pixels"]`` ([B,1,H,W] in 0..1; resized to ``input_size`` if needed) and
+    returns features ``"conv"`` ([B, C, S/4, S/4], last conv block) and ``"pooled"`` ([B, dim]).
+    """
+
+    architecture = "digit"
+    config_class = DigitStudentConfig
+    modality = "image"
+
+    def __init__(self, config: DigitStudentConfig | None = None) -> None:
+        super().__init__(config or DigitStudentConfig())
+        cfg = self.config
+        if len(cfg.channels) != 3 or cfg.input_size % 4:
+            raise ModelError(
+                f"DigitStudent: channels must have 3 entries and input_size be a multiple of 4; "
+                f"got channels={cfg.channels}, input_size={cfg.input_size}"
+            )
+        c1, c2, c3 = cfg.channels
+        self.conv = nn.Sequential(_block(1, c1, True), _block(c1, c2, True), _block(c2, c3, False))
+        self.project = nn.Sequential(nn.Linear(c3, cfg.dim), nn.ReLU())
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(cfg.dim, len(cfg.label_names))
+
+    @property
+    def feature_shapes(self) -> dict[str, tuple[int, ...]]:
+        side = self.config.input_size // 4
+        return {"conv": (self.config.channels[-1], side, side), "pooled": (self.config.dim,)}
+
+    def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
+        if "pixels" not in batch:
+            raise ModelError(
+                f"DigitStudent needs batch['pixels'] but the batch has keys {sorted(batch)}; "
+                "collate with kgkd.data.ImageCollator"
+            )
+        x = batch["pixels"].float()
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        size = self.config.input_size
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        conv = self.conv((x - 0.5) / 0.5)
+        pooled = self.project(conv.mean(dim=(2, 3)))
+        return ModelOutput(self.classifier(self.dropout(pooled)), {"conv": conv, "pooled": pooled})

