@@ -68,7 +68,7 @@ class DomainDataset(Dataset):
         texts: the sentences (text domains).
         images: uint8 [N,H,W] (image domains).
         checksum: sha256 of the source file (feeds ``fingerprint``).
-        limit: the subset size asked for (feeds ``fingerprint``).
+        limit: size of the seeded subset these items are, or None for the whole split (feeds ``fingerprint``).
         seed: seed of the subset (feeds ``fingerprint``).
         domain_id: value of every item's ``domain`` field.
         transform: optional callable applied to each item's text (str) or image (FloatTensor).
@@ -139,7 +139,7 @@ class DomainDataset(Dataset):
 
     def fingerprint(self) -> str:
         """sha256 of (file checksum, split, limit, seed): equal fingerprints ⇒ identical items."""
-        subset = "all" if self.limit is None or self.limit >= len(self) else f"{self.limit}@{self.seed}"
+        subset = "all" if self.limit is None else f"{self.limit}@{self.seed}"
         payload = f"{self.checksum}|{self.name}|{self.split}|{subset}"
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -185,7 +185,9 @@ def load_domain(
     else:
         labels = content[f"y_{split}"].astype(np.int64)
         images = content[f"x_{split}"]
-    if limit is not None and limit < len(labels):
+    if limit is not None and limit >= len(labels):
+        limit = None  # the whole split: same items, same fingerprint as no limit
+    if limit is not None:
         keep = stratified_subset(labels, limit, seed)
         labels = labels[keep]
         texts = [texts[i] for i in keep] if texts is not None else None
