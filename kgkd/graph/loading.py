@@ -17,6 +17,7 @@ from rdflib.util import guess_format
 from kgkd.errors import GraphError, GraphParseError
 from kgkd.graph.security import check_jsonld, check_source
 from kgkd.graph.vocab import PREFIXES
+from kgkd.paths import graphs_dir
 
 #: Formats whose documents may hold several named graphs (merged into one graph).
 _QUAD_FORMATS = frozenset({"trig", "nquads", "trix"})
@@ -104,7 +105,9 @@ def read_file(path: str | Path, format: str | None = None) -> Graph:
     p = Path(path)
     if not p.is_file():
         hint = "" if p.suffix else " (did you forget the extension, e.g. .ttl?)"
-        raise GraphError(f"graph file '{p}' does not exist{hint}; check the path")
+        examples = sorted(str(x.relative_to(graphs_dir().parent)) for x in graphs_dir().glob("*.ttl"))
+        shipped = f" (example graphs: {', '.join(examples)})" if examples else ""
+        raise GraphError(f"graph file '{p}' does not exist{hint}; check the path{shipped}")
     fmt = resolve_format(p, format)
     try:
         text = p.read_text(encoding="utf-8")

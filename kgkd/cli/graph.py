@@ -1,0 +1,94 @@
+"""``kgkd graph``: validate, show (summary + PNG) and query knowledge-graph files."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Sequence
+
+from kgkd.graph.knowledge_graph import KnowledgeGraph
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Render dict rows as a plain-text table (columns in ``columns`` or first-row order)."""
+    if not rows:
+        return "(no rows)"
+    cols = list(columns or rows[0].keys())
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    line = "  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()
+    rule = "  ".join("-" * w for w in widths)
+    body = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join([line, rule, *body])
+
+
+def _compact(kg: KnowledgeGraph, value: Any) -> Any:
+    """Shorten IRIs to prefixed names (``kgkd:Domain``, ``:imdb``) for display."""
+    if isinstance(value, str) and "://" in value:
+        try:
+            return kg.graph.namespace_manager.normalizeUri(value)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - leave unusual IRIs as they are
+            return value
+    return value
+
+
+def _validate(args: argparse.Namespace) -> int:
+    kg = KnowledgeGraph.from_file(args.file, format=args.format).validate()
+    counts = kg.summary()
+    print(f"{args.file}: valid ({counts['domains']} domains, {counts['teachers']} teachers, "
+          f"{counts['labels']} labels, {counts['relations']} relations, {counts['triples']} triples)")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    kg = KnowledgeGraph.from_file(args.file, format=args.format)
+    if not args.no_validate:
+        kg.validate()
+    counts = kg.summary()
+    print(format_table([{"kind": k, "count": v} for k, v in counts.items() if v]))
+    print()
+    rows = [{"domain": d.name, "modality": d.modality, "task": d.task, "label set": d.label_set,
+             "description": d.description} for d in kg.domains()]
+    print(format_table(rows))
+    print()
+    rows = [{"teacher": t.name, "architecture": t.architecture, "trained on": ", ".join(t.trained_on),
+             "predicts": t.label_set} for t in kg.teachers()]
+    print(format_table(rows))
+    if args.out:
+        from kgkd.graph.draw import draw_graph
+
+        path = draw_graph(kg, args.out)
+        print(f"\nwrote {path}")
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    kg = KnowledgeGraph.from_file(args.file, format=args.format)
+    result = kg.query(args.sparql)
+    if isinstance(result, bool):
+        print("true" if result else "false")
+        return 0
+    print(format_table([{k: _compact(kg, v) for k, v in row.items()} for row in result]))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``kgkd graph {validate,show,query}``."""
+    parser = subparsers.add_parser("graph", help="validate, inspect, draw and query knowledge graphs",
+                                   description="Work with kgkd knowledge-graph files (Turtle or any RDF format).")
+    sub = parser.add_subparsers(dest="graph_command", metavar="ACTION", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("file", help="graph file (.ttl, .nt, .rdf, .jsonld ...)")
+        p.add_argument("--format", default=None, help="RDF format when the extension does not tell (e.g. turtle)")
+        return p
+
+    p = add("validate", "check a graph against the kgkd SHACL shapes and structural rules")
+    p.set_defaults(func=_validate)
+    p = add("show", "print a summary of a graph and optionally draw it as a PNG")
+    p.add_argument("--out", default=None, help="write a picture of the graph to this PNG file")
+    p.add_argument("--no-validate", action="store_true", help="show the graph without validating it first")
+    p.set_defaults(func=_show)
+    p = add("query", "run a SPARQL SELECT/ASK query (prefixes kgkd:, rdfs:, xsd: ... are pre-bound)")
+    p.add_argument("sparql", help="the SPARQL query text")
+    p.set_defaults(func=_query)
