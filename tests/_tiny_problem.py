@@ -43,11 +43,11 @@ class PointDataset(Dataset):
 
 
 class TinyStudent(nn.Module):
-    """4 → 16 → 3 MLP returning ``ModelOutput`` with a ``hidden`` feature."""
+    """4 → 16 → 3 MLP returning ``ModelOutput`` with a ``hidden`` feature (optional dropout)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dropout: float = 0.0) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Linear(4, 16), nn.Tanh())
+        self.body = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Dropout(dropout))
         self.head = nn.Linear(16, 3)
 
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
@@ -55,14 +55,44 @@ class TinyStudent(nn.Module):
         return ModelOutput(self.head(h), {"hidden": h})
 
 
+def _points(batch: dict[str, Tensor]) -> Tensor:
+    return batch["x"]
+
+
 def make_teachers(seed: int = 1) -> list[ModuleTeacher]:
-    """Two fixed random linear teachers over the same 3 labels."""
-    torch.manual_seed(seed)
-    return [
-        ModuleTeacher(nn.Linear(4, 3), name=f"teacher_{i}", label_names=LABELS, preprocess=lambda b: b["x"])
-        for i in range(2)
-    ]
+    """Two fixed random 4 → 6 → 3 teachers over the same 3 labels, exposing feature ``hidden``."""
+    g = torch.Generator().manual_seed(seed)
+    teachers = []
+    for i in range(2):
+        net = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+        teachers.append(
+            ModuleTeacher(net, name=f"teacher_{i}", label_names=LABELS, feature_layers={"hidden": "1"}, preprocess=_points)
+        )
+    return teachers
 
 
 def label_maps(teachers: list[ModuleTeacher]) -> list[LabelMap]:
     return [LabelMap.identity(LABELS, teacher=t.name) for t in teachers]
+
+
+def make_loss(feature_weight: float = 0.1) -> nn.Module:
+    """α·multi-teacher KD + (1−α)·CE, plus a feature term whose projectors are trained parameters."""
+    from kgkd.distill.losses import build_loss
+
+    return build_loss(
+        "weighted_sum",
+        losses={"kd": "combined", "feat": {"name": "feature", "pairs": ["hidden"]}},
+        weights={"feat": feature_weight},
+    )
+
+
+def noisy_collate(items: list[dict[str, Any]]) -> dict[str, Tensor]:
+    """Default collate plus Gaussian input noise drawn from the global torch RNG (augmentation)."""
+    from torch.utils.data import default_collate
+
+    batch = default_collate(items)
+    batch["x"] = batch["x"] + 0.05 * torch.randn_like(batch["x"])
+    return batch

@@ -15,7 +15,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 from safetensors.torch import save_model
-from sklearn.metrics import accuracy_score, f1_score
 from torch import Tensor, nn
 
 from kgkd.errors import DistillError
@@ -55,6 +54,8 @@ def per_domain_metrics(
 
 
 def _scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score  # heavy import, only when scoring
+
     if len(y) == 0:
         return {"accuracy": float("nan"), "macro_f1": float("nan"), "n": 0.0}
     return {
