@@ -1,0 +1,43 @@
+"""KG-guided signals: which teacher to trust on which domain, and how to align to it.
+
+GNN encoders (:mod:`~kgkd.signals.encoders`) embed the knowledge graph's domains
+and teachers; heads (:mod:`~kgkd.signals.heads`) turn the embeddings into teacher
+weights ``w(domain, teacher)``, per-sample gates and alignment signals; they are
+fitted (:func:`fit_signals`) so the weighted teacher ensemble is reliable on the
+labelled source domains (:mod:`~kgkd.signals.reliability`) and transfer to
+domains with no labels — including domains that only appear in a new Turtle file.
+Baselines live next to them (:data:`WEIGHTINGS`), and
+:func:`leave_one_domain_out` compares everything honestly.
+"""
+
+from kgkd.signals.encoders import ENCODERS, SignalEncoder, build_encoder
+from kgkd.signals.features import AttributeSchema, NodeFeaturizer, NodeRecord, TextEmbedder
+from kgkd.signals.fit import ensemble_nll, fit_signals
+from kgkd.signals.fitted import FittedSignals
+from kgkd.signals.graph_view import PATH_FEATURES, SignalGraph, signal_graph_from_kg
+from kgkd.signals.heads import AlignmentHead, FiLMProjector, SampleGate, TeacherWeightHead, sample_evidence
+from kgkd.signals.reliability import ReliabilityTable, collect_teacher_probs, measure_reliability
+
+__all__ = [
+    "ENCODERS",
+    "AlignmentHead",
+    "AttributeSchema",
+    "FiLMProjector",
+    "FittedSignals",
+    "NodeFeaturizer",
+    "NodeRecord",
+    "PATH_FEATURES",
+    "ReliabilityTable",
+    "SampleGate",
+    "SignalEncoder",
+    "SignalGraph",
+    "TeacherWeightHead",
+    "TextEmbedder",
+    "build_encoder",
+    "collect_teacher_probs",
+    "ensemble_nll",
+    "fit_signals",
+    "measure_reliability",
+    "sample_evidence",
+    "signal_graph_from_kg",
+]

@@ -1,0 +1,194 @@
+"""Fit the signal model so the weighted teacher ensemble is reliable on labelled source domains.
+
+Objective, full-batch over the source domains' training slices::
+
+    L = mean_d NLL( Σ_t w(d, t) · p_t(x) , y )  +  λ · MSE( â(d, t), acc(d, t) )
+
+where ``w`` is the head's softmax over teachers, ``p_t`` teacher probabilities in
+the domain's label space and ``acc`` the measured accuracy (auxiliary target).
+A held-out slice of every source domain drives early stopping; the best state is
+kept. Labels of domains not in ``source_domains`` are never read.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from kgkd.errors import SignalError
+from kgkd.signals.features import NodeFeaturizer, TextEmbedder
+from kgkd.signals.fitted import FittedSignals, prepare_inputs
+from kgkd.signals.graph_view import PATH_FEATURES, SignalGraph, signal_graph_from_kg
+from kgkd.signals.heads import sample_evidence
+from kgkd.signals.model import SignalModel, SignalModelConfig
+from kgkd.signals.reliability import LabelsByDomain, ProbsByDomain, check_probs, measure_reliability
+from kgkd.utils.logging import get_logger
+from kgkd.utils.seed import seed_everything
+
+log = get_logger(__name__)
+
+
+@dataclass
+class DomainBatch:
+    """One source domain's stacked teacher probabilities and labels, split train/val."""
+
+    name: str
+    probs: Tensor  # [N, T, C]
+    labels: Tensor  # [N]
+    mask: Tensor  # [T] teachers measured here
+    train: Tensor  # indices
+    val: Tensor  # indices
+
+
+def teachers_of(probs_by_domain: ProbsByDomain, domains: Sequence[str]) -> list[str]:
+    """Teachers with probabilities on any of ``domains``, in first-seen order."""
+    seen: dict[str, None] = {}
+    for d in domains:
+        for t in probs_by_domain.get(d, {}):
+            seen.setdefault(t, None)
+    return list(seen)
+
+
+def stack_domain(name: str, by_teacher: dict[str, Tensor], teachers: Sequence[str], labels: Tensor,
+                 val_fraction: float, generator: torch.Generator) -> DomainBatch:
+    """Stack one domain's probabilities [N, T, C] (zeros for unmeasured teachers) and split it."""
+    ref = next(iter(by_teacher.values()))
+    probs = torch.stack([by_teacher.get(t, torch.zeros_like(ref)).float() for t in teachers], dim=1)
+    mask = torch.tensor([t in by_teacher for t in teachers])
+    perm = torch.randperm(ref.size(0), generator=generator)
+    n_val = int(round(val_fraction * ref.size(0))) if ref.size(0) > 1 else 0
+    return DomainBatch(name, probs, labels.long(), mask, perm[n_val:], perm[:n_val])
+
+
+def ensemble_nll(weights: Tensor, probs: Tensor, labels: Tensor) -> Tensor:
+    """Mean NLL of the mixture ``Σ_t w[.., t] p[:, t]``; ``weights`` is [T] or [N, T]."""
+    w = weights if weights.dim() == 2 else weights.unsqueeze(0)
+    mix = (w.unsqueeze(-1) * probs).sum(1)
+    return -mix.gather(1, labels.view(-1, 1)).clamp_min(1e-12).log().mean()
+
+
+def _domain_weights(model: SignalModel, scores: Tensor, h_d: Tensor, batch: DomainBatch, row: int,
+                    idx: Tensor) -> Tensor:
+    w = model.head.weights(scores[row : row + 1], batch.mask.unsqueeze(0))[0]
+    if model.gate is None:
+        return w
+    probs = batch.probs[idx]
+    return model.gate(w.expand(len(idx), -1), sample_evidence(probs), h_d[row].expand(len(idx), -1))
+
+
+def fit_signals(
+    kg: Any,
+    probs_by_domain: ProbsByDomain,
+    labels_by_domain: LabelsByDomain,
+    source_domains: Sequence[str],
+    encoder: str = "sage",
+    epochs: int = 200,
+    seed: int = 0,
+    val_fraction: float = 0.25,
+    teachers: Sequence[str] | None = None,
+    hidden: int = 64,
+    num_layers: int = 2,
+    lr: float = 5e-3,
+    weight_decay: float = 1e-4,
+    aux_weight: float = 0.1,
+    patience: int = 30,
+    gate: bool = False,
+    temperature: float = 1.0,
+    use_text: bool = True,
+    embedder: TextEmbedder | None = None,
+) -> FittedSignals:
+    """Fit encoder + heads on the labelled ``source_domains``; see the module docstring.
+
+    ``kg`` is a ``KnowledgeGraph`` (or a prepared :class:`SignalGraph`);
+    ``probs_by_domain[d][t]`` are teacher probabilities [N, C] in domain ``d``'s label
+    space and ``labels_by_domain[d]`` the labels [N]. Returns :class:`FittedSignals`
+    bound to ``kg`` that give weights for every domain of the graph.
+    """
+    if not source_domains:
+        raise SignalError("fit_signals needs at least one labelled source domain (source_domains is empty)")
+    for d in source_domains:
+        if d not in probs_by_domain or d not in labels_by_domain:
+            raise SignalError(
+                f"source domain '{d}' has no {'teacher probabilities' if d not in probs_by_domain else 'labels'}; "
+                "collect them (collect_teacher_probs) or drop it from source_domains"
+            )
+    src_probs = {d: probs_by_domain[d] for d in source_domains}
+    src_labels = {d: labels_by_domain[d] for d in source_domains}
+    check_probs(src_probs, src_labels)
+    names = list(teachers) if teachers is not None else teachers_of(src_probs, source_domains)
+    unmeasured = [t for t in names if not any(t in src_probs[d] for d in source_domains)]
+    if unmeasured:
+        raise SignalError(
+            f"teacher(s) {unmeasured} have no measured reliability on any source domain {list(source_domains)}; "
+            "collect their probabilities on a labelled domain or leave them out of --teachers"
+        )
+    if len(names) < 1:
+        raise SignalError("fit_signals found no teachers in probs_by_domain")
+    seed_everything(seed)
+    graph = kg if isinstance(kg, SignalGraph) else signal_graph_from_kg(kg)
+    featurizer = NodeFeaturizer(embedder, use_text=use_text).fit(graph.records)
+    inputs = prepare_inputs(graph, featurizer, list(source_domains), names)
+    config = SignalModelConfig(
+        encoder=encoder, hidden=hidden, num_layers=num_layers, gate=gate, temperature=temperature,
+        in_dims={t: int(x.size(1)) for t, x in inputs.x_dict.items()},
+        edge_types=[list(e) for e in graph.edge_index], path_dim=len(PATH_FEATURES) + 1,
+    )
+    model = SignalModel(config)
+    gen = torch.Generator().manual_seed(seed)
+    batches = [stack_domain(d, dict(src_probs[d]), names, src_labels[d], val_fraction, gen) for d in source_domains]
+    reliability = measure_reliability(src_probs, src_labels, names)
+    acc = reliability.accuracy[[reliability.domains.index(d) for d in source_domains]]
+    measured = ~torch.isnan(acc)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def run(split: str) -> tuple[Tensor, Tensor]:
+        scores, rel, h_d = model(inputs.x_dict, inputs.edge_index, inputs.edge_weight, inputs.path,
+                                 inputs.domain_idx, inputs.teacher_idx)
+        nlls = []
+        for row, b in enumerate(batches):
+            idx = b.train if split == "train" else b.val
+            if idx.numel() == 0:
+                continue
+            w = _domain_weights(model, scores, h_d, b, row, idx)
+            nlls.append(ensemble_nll(w, b.probs[idx], b.labels[idx]))
+        nll = torch.stack(nlls).mean() if nlls else torch.zeros(())
+        aux = ((rel - torch.nan_to_num(acc))[measured] ** 2).mean() if measured.any() else torch.zeros(())
+        return nll, aux
+
+    has_val = any(b.val.numel() for b in batches)
+    best_val, best_state, best_epoch, bad = math.inf, copy.deepcopy(model.state_dict()), 0, 0
+    curve: list[dict[str, float]] = []
+    for epoch in range(epochs):
+        model.train()
+        nll, aux = run("train")
+        loss = nll + aux_weight * aux
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.eval()
+        with torch.no_grad():
+            val_nll = run("val")[0].item() if has_val else nll.item()
+        curve.append({"epoch": epoch, "train_nll": round(nll.item(), 6), "aux": round(aux.item(), 6),
+                      "val_nll": round(val_nll, 6)})
+        if val_nll < best_val - 1e-6:
+            best_val, best_state, best_epoch, bad = val_nll, copy.deepcopy(model.state_dict()), epoch, 0
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    with torch.no_grad():
+        final_train = run("train")[0].item()
+    uniform = [ensemble_nll(b.mask.float() / b.mask.sum(), b.probs[b.val if has_val else b.train],
+                            b.labels[b.val if has_val else b.train]).item() for b in batches]
+    history = {"best_epoch": best_epoch, "best_val_nll": round(best_val, 6), "train_nll": round(final_train, 6),
+               "uniform_val_nll": round(sum(uniform) / len(uniform), 6), "epochs_run": len(curve), "curve": curve}
+    log.info("signals fitted (%s): val NLL %.4f vs uniform %.4f at epoch %d", encoder, best_val,
+             history["uniform_val_nll"], best_epoch)
+    return FittedSignals(model, featurizer, names, graph, reliability, history, list(source_domains))
