@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kgkd.cli import main  # noqa: E402
+from kgkd.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["data", "build", *sys.argv[1:]]))

@@ -54,8 +54,16 @@ def test_splits_are_stratified_60_20_20(name: str) -> None:
 def test_known_source_sizes_and_dropped_neutrals() -> None:
     d = MANIFEST["domains"]
     for name in ("amazon", "imdb", "yelp"):
-        assert d[name]["total"] == 1000 and d[name]["counts"]["train"]["per_class"] == {"negative": 300, "positive": 300}
-    source_rows = {"tweets": 4200, "movie_reviews": 10605, "product_reviews": 3708, "nyt_editorials": 5190}
+        assert d[name]["total"] == 1000 and d[name]["counts"]["train"]["per_class"] == {
+            "negative": 300,
+            "positive": 300,
+        }
+    source_rows = {
+        "tweets": 4200,
+        "movie_reviews": 10605,
+        "product_reviews": 3708,
+        "nyt_editorials": 5190,
+    }
     for name, rows in source_rows.items():
         assert d[name]["total"] + d[name]["dropped"]["neutral"] == rows
     assert d["mnist"]["total"] == 10000 and d["mnist"]["shape"] == [28, 28]
@@ -74,7 +82,11 @@ def test_text_splits_are_disjoint() -> None:
     with gzip.open(DATA / "text" / "imdb.jsonl.gz", "rt", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
     ids = {s: {r["id"] for r in rows if r["split"] == s} for s in ("train", "val", "test")}
-    assert not (ids["train"] & ids["val"]) and not (ids["train"] & ids["test"]) and not (ids["val"] & ids["test"])
+    assert (
+        not (ids["train"] & ids["val"])
+        and not (ids["train"] & ids["test"])
+        and not (ids["val"] & ids["test"])
+    )
     assert len(set().union(*ids.values())) == len(rows) == 1000
 
 
@@ -101,11 +113,26 @@ def test_limit_gives_seeded_stratified_subset() -> None:
     assert a.texts == b.texts and a.texts != c.texts
     full = load_domain("movie_reviews", "train")
     assert a.fingerprint() == b.fingerprint()
-    assert len({a.fingerprint(), c.fingerprint(), full.fingerprint(), load_domain("movie_reviews", "val").fingerprint()}) == 4
+    assert (
+        len(
+            {
+                a.fingerprint(),
+                c.fingerprint(),
+                full.fingerprint(),
+                load_domain("movie_reviews", "val").fingerprint(),
+            }
+        )
+        == 4
+    )
     digits, whole = load_domain("mnist", "train", limit=50), load_domain("mnist", "train")
     share = np.array(whole.class_counts()) / len(whole) * 50
-    assert np.all(np.abs(np.array(digits.class_counts()) - share) < 1.0) and digits.images.shape == (50, 28, 28)
-    assert load_domain("amazon", "test", limit=10_000).fingerprint() == load_domain("amazon", "test").fingerprint()
+    assert np.all(
+        np.abs(np.array(digits.class_counts()) - share) < 1.0
+    ) and digits.images.shape == (50, 28, 28)
+    assert (
+        load_domain("amazon", "test", limit=10_000).fingerprint()
+        == load_domain("amazon", "test").fingerprint()
+    )
 
 
 def test_multi_domain_dataset_tags_domain_and_global_index() -> None:
@@ -117,18 +144,27 @@ def test_multi_domain_dataset_tags_domain_and_global_index() -> None:
     assert multi[-1]["index"] == 229
     assert multi.domains.tolist() == [0] * 200 + [1] * 30
     by_name = MultiDomainDataset(["mnist", "uci_digits"], "val")
-    assert len(by_name) == 2000 + 359 and by_name[2000]["domain"] == 1 and by_name[2000]["image"].shape == (1, 8, 8)
+    assert (
+        len(by_name) == 2000 + 359
+        and by_name[2000]["domain"] == 1
+        and by_name[2000]["image"].shape == (1, 8, 8)
+    )
     assert multi.fingerprint() != MultiDomainDataset(parts[::-1], "test").fingerprint()
 
 
 # --- errors ------------------------------------------------------------------
 def test_unknown_domain_suggests_closest_name() -> None:
-    with pytest.raises(UnknownDatasetError, match=r"unknown data domain 'mnsit'\. Did you mean 'mnist'\?.*Known domains: .*yelp"):
+    with pytest.raises(
+        UnknownDatasetError,
+        match=r"unknown data domain 'mnsit'\. Did you mean 'mnist'\?.*Known domains: .*yelp",
+    ):
         load_domain("mnsit")
 
 
 def test_bad_split_limit_modality() -> None:
-    with pytest.raises(DataError, match=r"unknown split 'training'; use one of \['train', 'val', 'test'\]"):
+    with pytest.raises(
+        DataError, match=r"unknown split 'training'; use one of \['train', 'val', 'test'\]"
+    ):
         load_domain("amazon", "training")
     with pytest.raises(DataError, match=r"limit=0 for domain 'amazon' must be a positive integer"):
         load_domain("amazon", limit=0)
@@ -140,27 +176,44 @@ def test_bad_split_limit_modality() -> None:
         load_domain("amazon", "test")[200]
 
 
-def test_missing_file_names_the_build_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_file_names_the_build_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KGKD_DATA_DIR", str(tmp_path))
-    with pytest.raises(MissingDataError, match=r"text/imdb\.jsonl\.gz of domain 'imdb' is missing; build it with `kgkd data build --only imdb`"):
+    with pytest.raises(
+        MissingDataError,
+        match=r"text/imdb\.jsonl\.gz of domain 'imdb' is missing; build it with `kgkd data build --only imdb`",
+    ):
         load_domain("imdb")
-    with pytest.raises(MissingDataError, match=r"fashion_mnist\.npz.*build it with `kgkd data build --fashion`"):
+    with pytest.raises(
+        MissingDataError, match=r"fashion_mnist\.npz.*build it with `kgkd data build --fashion`"
+    ):
         load_domain("fashion_mnist")
 
 
-def test_corrupt_file_is_detected_with_and_without_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_corrupt_file_is_detected_with_and_without_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "text").mkdir()
     target = tmp_path / "text" / "amazon.jsonl.gz"
     target.write_bytes((DATA / "text" / "amazon.jsonl.gz").read_bytes()[:-40])  # truncated download
     monkeypatch.setenv("KGKD_DATA_DIR", str(tmp_path))
-    with pytest.raises(MissingDataError, match=r"amazon\.jsonl\.gz is corrupt .*rebuild it with `kgkd data build --only amazon`"):
+    with pytest.raises(
+        MissingDataError,
+        match=r"amazon\.jsonl\.gz is corrupt .*rebuild it with `kgkd data build --only amazon`",
+    ):
         load_domain("amazon")
     shutil.copy(DATA / "manifest.json", tmp_path / "manifest.json")
-    with pytest.raises(MissingDataError, match=r"amazon\.jsonl\.gz does not match the sha256 in .*manifest\.json.*--only amazon"):
+    with pytest.raises(
+        MissingDataError,
+        match=r"amazon\.jsonl\.gz does not match the sha256 in .*manifest\.json.*--only amazon",
+    ):
         load_domain("amazon")
     (tmp_path / "digits").mkdir()
     np.savez(tmp_path / "digits" / "uci.npz", x_train=np.zeros((2, 8, 8), np.uint8))
     shutil.move(tmp_path / "digits" / "uci.npz", tmp_path / "digits" / "uci_digits.npz")
     (tmp_path / "manifest.json").unlink()
-    with pytest.raises(MissingDataError, match=r"uci_digits\.npz lacks array 'y_train'.*--only uci_digits"):
+    with pytest.raises(
+        MissingDataError, match=r"uci_digits\.npz lacks array 'y_train'.*--only uci_digits"
+    ):
         load_domain("uci_digits")

@@ -31,13 +31,21 @@ SENTENCE = "the battery life of this phone is great and the screen is bright and
 
 def test_text_collator_with_minilm_tokenizer() -> None:
     tok = load_minilm_tokenizer()
-    data = MultiDomainDataset([load_domain("imdb", "test", limit=3), load_domain("nyt_editorials", "test", limit=3)], "test")
+    data = MultiDomainDataset(
+        [load_domain("imdb", "test", limit=3), load_domain("nyt_editorials", "test", limit=3)],
+        "test",
+    )
     items = [data[i] for i in range(len(data))]
     batch = TextCollator(tok, max_length=12)(items)
     assert set(batch) == {"input_ids", "attention_mask", "labels", "domain", "index"}
-    assert batch["input_ids"].shape == batch["attention_mask"].shape and batch["input_ids"].shape[0] == 6
+    assert (
+        batch["input_ids"].shape == batch["attention_mask"].shape
+        and batch["input_ids"].shape[0] == 6
+    )
     assert batch["input_ids"].shape[1] <= 12 and batch["input_ids"].dtype == torch.long
-    assert batch["domain"].tolist() == [0, 0, 0, 1, 1, 1] and batch["index"].tolist() == list(range(6))
+    assert batch["domain"].tolist() == [0, 0, 0, 1, 1, 1] and batch["index"].tolist() == list(
+        range(6)
+    )
     assert batch["labels"].tolist() == [it["label"] for it in items]
     assert (batch["input_ids"][:, 0] == tok.cls_token_id).all()
     long_batch = TextCollator(tok, max_length=256)(items)
@@ -49,18 +57,30 @@ def test_image_collator_brings_every_domain_to_one_size() -> None:
     items = [data[0], data[1], data[2000], data[2001]]
     for size in (28, 16):
         batch = ImageCollator(size)(items)
-        assert batch["pixels"].shape == (4, 1, size, size) and batch["pixels"].dtype == torch.float32
+        assert (
+            batch["pixels"].shape == (4, 1, size, size) and batch["pixels"].dtype == torch.float32
+        )
         assert 0.0 <= float(batch["pixels"].min()) and float(batch["pixels"].max()) <= 1.0
-        assert batch["domain"].tolist() == [0, 0, 1, 1] and batch["index"].tolist() == [0, 1, 2000, 2001]
+        assert batch["domain"].tolist() == [0, 0, 1, 1] and batch["index"].tolist() == [
+            0,
+            1,
+            2000,
+            2001,
+        ]
     # an upsampled 8x8 digit keeps its overall brightness (bilinear, no smearing to black)
     small = items[2]["image"]
     assert abs(float(resize_digits(small, 28).mean()) - float(small.mean())) < 0.05
-    normed = ImageCollator(28, transform=lambda x: normalize(x, 0.1307, 0.3081))(items[:2])["pixels"]
+    normed = ImageCollator(28, transform=lambda x: normalize(x, 0.1307, 0.3081))(items[:2])[
+        "pixels"
+    ]
     assert float(normed.min()) == pytest.approx(-0.1307 / 0.3081, abs=1e-5)
 
 
 def test_collators_reject_wrong_items() -> None:
-    with pytest.raises(DataError, match="TextCollator expects items with a 'text' field, got keys \\['domain', 'image'"):
+    with pytest.raises(
+        DataError,
+        match="TextCollator expects items with a 'text' field, got keys \\['domain', 'image'",
+    ):
         TextCollator(load_minilm_tokenizer())([load_domain("mnist", "test")[0]])
     with pytest.raises(DataError, match="ImageCollator got an empty batch"):
         ImageCollator()([])
@@ -81,7 +101,9 @@ def test_transforms_shapes_and_errors() -> None:
         resize_digits(x, 0)
     with pytest.raises(ConfigError, match=r"normalize: std=\[1, 0\] must be positive"):
         normalize(rgb, 0.0, [1, 0])
-    with pytest.raises(ConfigError, match=r"normalize: 2 channel means for input of shape \(4, 3, 28, 28\)"):
+    with pytest.raises(
+        ConfigError, match=r"normalize: 2 channel means for input of shape \(4, 3, 28, 28\)"
+    ):
         normalize(rgb, [0.1, 0.2], 1.0)
     with pytest.raises(ConfigError, match="to_channels: cannot turn 3 channels into 2"):
         to_channels(rgb, 2)
@@ -94,7 +116,9 @@ def test_text_augmentations_are_seeded_and_change_text(fn) -> None:
     c = fn(SENTENCE, 0.3, np.random.default_rng(8))
     assert a == b and a != SENTENCE and c != a
     assert fn(SENTENCE, 0.0, np.random.default_rng(0)) == SENTENCE
-    with pytest.raises(ConfigError, match=rf"{fn.__name__}: p=1.5 must be a probability in \[0, 1\]"):
+    with pytest.raises(
+        ConfigError, match=rf"{fn.__name__}: p=1.5 must be a probability in \[0, 1\]"
+    ):
         fn(SENTENCE, 1.5, np.random.default_rng(0))
 
 
@@ -108,7 +132,10 @@ def test_text_augmentation_invariants() -> None:
     data = load_domain("yelp", "test", limit=4, transform=aug)
     clean = load_domain("yelp", "test", limit=4)
     assert sum(data[i]["text"] != clean[i]["text"] for i in range(4)) >= 3
-    with pytest.raises(ConfigError, match=r"unknown text augmentation 'typo'; use one of \['token_dropout', 'typos', 'word_swap'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown text augmentation 'typo'; use one of \['token_dropout', 'typos', 'word_swap'\]",
+    ):
         TextAugment("typo", 0.1)
 
 
@@ -122,9 +149,13 @@ def test_image_augmentations_are_seeded_and_change_images() -> None:
     n1 = gaussian_noise(x, 0.1, torch.Generator().manual_seed(1))
     assert torch.equal(n1, gaussian_noise(x, 0.1, torch.Generator().manual_seed(1)))
     assert not torch.equal(n1, gaussian_noise(x, 0.1, torch.Generator().manual_seed(2)))
-    assert 0.0 <= float(n1.min()) and float(n1.max()) <= 1.0 and 0.02 < float((n1 - x).abs().mean()) < 0.1
+    assert (
+        0.0 <= float(n1.min())
+        and float(n1.max()) <= 1.0
+        and 0.02 < float((n1 - x).abs().mean()) < 0.1
+    )
     b = blur(x, 1.0)
-    tv = lambda t: float((t[..., 1:, :] - t[..., :-1, :]).abs().sum())  # noqa: E731
+    tv = lambda t: float((t[..., 1:, :] - t[..., :-1, :]).abs().sum())
     assert tv(b) < 0.8 * tv(x) and torch.allclose(b.sum(), x.sum(), rtol=0.01)
     aug = ImageAugment(max_px=2, noise_std=0.05, seed=0)
     assert load_domain("mnist", "test", limit=2, transform=aug)[0]["image"].shape == (1, 28, 28)

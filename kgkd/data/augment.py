@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import string
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -83,7 +83,9 @@ TEXT_AUGMENTATIONS: dict[str, Callable[[str, float, np.random.Generator], str]] 
 
 
 # --- images ------------------------------------------------------------------
-def random_shift(x: torch.Tensor, max_px: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_shift(
+    x: torch.Tensor, max_px: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Shift each image in [..., H, W] by up to ``max_px`` pixels in x and y, filling with 0 (black)."""
     if not isinstance(max_px, int) or max_px < 0:
         raise ConfigError(f"random_shift: max_px={max_px!r} must be a non-negative integer")
@@ -95,15 +97,21 @@ def random_shift(x: torch.Tensor, max_px: int, generator: torch.Generator | None
     flat = x.reshape(-1, 1, h, w) if x.ndim > 3 else x.reshape(1, -1, h, w)
     padded = F.pad(flat, (max_px, max_px, max_px, max_px))
     shifts = torch.randint(0, 2 * max_px + 1, (flat.shape[0], 2), generator=generator)
-    out = torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(shifts.tolist())])
+    out = torch.stack(
+        [padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(shifts.tolist())]
+    )
     return out.reshape(x.shape)
 
 
-def gaussian_noise(x: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def gaussian_noise(
+    x: torch.Tensor, std: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Add N(0, std²) noise and clamp to 0..1."""
     if std < 0:
         raise ConfigError(f"gaussian_noise: std={std!r} must be >= 0")
-    noise = torch.randn(x.shape, generator=generator, dtype=torch.float32)  # CPU draw: same on any device
+    noise = torch.randn(
+        x.shape, generator=generator, dtype=torch.float32
+    )  # CPU draw: same on any device
     return (x + std * noise.to(device=x.device, dtype=x.dtype)).clamp_(0.0, 1.0)
 
 
@@ -131,7 +139,9 @@ class TextAugment:
 
     def __init__(self, kind: str, p: float, seed: int = 0) -> None:
         if kind not in TEXT_AUGMENTATIONS:
-            raise ConfigError(f"unknown text augmentation '{kind}'; use one of {sorted(TEXT_AUGMENTATIONS)}")
+            raise ConfigError(
+                f"unknown text augmentation '{kind}'; use one of {sorted(TEXT_AUGMENTATIONS)}"
+            )
         _check_p(kind, p)
         self.fn, self.p, self.rng = TEXT_AUGMENTATIONS[kind], p, np.random.default_rng(seed)
 
@@ -144,7 +154,9 @@ class ImageAugment:
 
     def __init__(self, max_px: int = 2, noise_std: float = 0.0, seed: int = 0) -> None:
         if max_px < 0 or noise_std < 0:
-            raise ConfigError(f"ImageAugment: max_px={max_px} and noise_std={noise_std} must be >= 0")
+            raise ConfigError(
+                f"ImageAugment: max_px={max_px} and noise_std={noise_std} must be >= 0"
+            )
         self.max_px, self.noise_std = max_px, noise_std
         self.generator = torch.Generator().manual_seed(seed)
 

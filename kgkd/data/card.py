@@ -43,7 +43,7 @@ naming `kgkd data build --fashion`.
 
 _DROP_REASONS = {
     "neutral": "mean human rating exactly 0, neither negative nor positive",
-    "empty_record": "the trailing empty `{\"text\": \"\", \"class\": null}` record of the npm fixture",
+    "empty_record": 'the trailing empty `{"text": "", "class": null}` record of the npm fixture',
 }
 
 
@@ -72,7 +72,11 @@ def _domain_section(name: str, e: dict[str, Any]) -> list[str]:
     lines = [f"### `{name}`", "", e["description"], ""]
     lines.append(
         f"* Source: {src['registry']} `{src['package']}` {src.get('version', '')}, `{src['member']}`"
-        + (f" (archive `{src['archive']}`, sha256 `{src['archive_sha256']}`)" if "archive_sha256" in src else "")
+        + (
+            f" (archive `{src['archive']}`, sha256 `{src['archive_sha256']}`)"
+            if "archive_sha256" in src
+            else ""
+        )
     )
     lines.append(f"* Licence: {e['licence']}")
     lines.append(f"* Citation: {e['citation']}")
@@ -80,9 +84,15 @@ def _domain_section(name: str, e: dict[str, Any]) -> list[str]:
         lines.append(f"* Image size: {e['shape'][0]}x{e['shape'][1]}")
     if e.get("dropped"):
         reasons = ", ".join(f"{v} {k} ({_DROP_REASONS.get(k, k)})" for k, v in e["dropped"].items())
-        lines.append(f"* Dropped: {reasons}; {_fmt(e['total'] + sum(e['dropped'].values()))} source rows")
+        lines.append(
+            f"* Dropped: {reasons}; {_fmt(e['total'] + sum(e['dropped'].values()))} source rows"
+        )
     lines.append(f"* File: `data/{e['file']}` ({_fmt(e['bytes'])} bytes), sha256 `{e['sha256']}`")
-    lines += ["", "| split | " + " | ".join(labels) + " | total |", "|---|" + "---:|" * (len(labels) + 1)]
+    lines += [
+        "",
+        "| split | " + " | ".join(labels) + " | total |",
+        "|---|" + "---:|" * (len(labels) + 1),
+    ]
     for split, c in e["counts"].items():
         per = " | ".join(_fmt(c["per_class"][lab]) for lab in labels)
         lines.append(f"| {split} | {per} | {_fmt(c['total'])} |")
@@ -93,8 +103,13 @@ def _domain_section(name: str, e: dict[str, Any]) -> list[str]:
 def render_card(manifest: dict[str, Any]) -> str:
     """The Markdown data card for a manifest written by ``kgkd.data.build``."""
     fr = manifest["fractions"]
-    text = _HEADER.format(seed=manifest["seed"], train=fr["train"], val=fr["val"], test=fr["test"],
-                          rule=manifest["split_rule"])  # fmt: skip
+    text = _HEADER.format(
+        seed=manifest["seed"],
+        train=fr["train"],
+        val=fr["val"],
+        test=fr["test"],
+        rule=manifest["split_rule"],
+    )
     domains = manifest["domains"]
     lines = [text, "## Domains", ""] + _summary_table(domains) + [""]
     lines += ["## Per domain", ""]

@@ -6,7 +6,8 @@ per-domain weights and look samples up in the teacher cache.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -38,16 +39,21 @@ class TextCollator:
 
     def __init__(self, tokenizer: Any, max_length: int = 64) -> None:
         if max_length < 2:
-            raise DataError(f"TextCollator: max_length={max_length} must be >= 2 (room for [CLS] and [SEP])")
+            raise DataError(
+                f"TextCollator: max_length={max_length} must be >= 2 (room for [CLS] and [SEP])"
+            )
         self.tokenizer = tokenizer
         self.max_length = max_length
 
     def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         _check(items, "text", "TextCollator")
         enc = self.tokenizer(
-            [it["text"] for it in items], padding=True, truncation=True,
-            max_length=self.max_length, return_tensors="pt",
-        )  # fmt: skip
+            [it["text"] for it in items],
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
         batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
         batch.update(_tags(items))
         return batch
@@ -60,7 +66,9 @@ class ImageCollator:
     optional ``transform`` runs on the stacked batch (e.g. ``normalize``).
     """
 
-    def __init__(self, size: int = 28, transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+    def __init__(
+        self, size: int = 28, transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> None:
         if size < 1:
             raise DataError(f"ImageCollator: size={size} must be a positive integer")
         self.size = size

@@ -11,8 +11,9 @@ so stale teacher caches are detected.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -120,9 +121,15 @@ class DomainDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for domain '{self.name}' ({len(self)} items)")
+            raise IndexError(
+                f"index {index} out of range for domain '{self.name}' ({len(self)} items)"
+            )
         index = index % len(self)
-        item: dict[str, Any] = {"label": int(self.labels[index]), "domain": self.domain_id, "index": index}
+        item: dict[str, Any] = {
+            "label": int(self.labels[index]),
+            "domain": self.domain_id,
+            "index": index,
+        }
         if self.texts is not None:
             value: Any = self.texts[index]
             key = "text"
@@ -193,9 +200,17 @@ def load_domain(
         texts = [texts[i] for i in keep] if texts is not None else None
         images = images[keep] if images is not None else None
     return DomainDataset(
-        spec, split, labels, texts=texts, images=images, checksum=checksum,
-        limit=limit, seed=seed, domain_id=domain_id, transform=transform,
-    )  # fmt: skip
+        spec,
+        split,
+        labels,
+        texts=texts,
+        images=images,
+        checksum=checksum,
+        limit=limit,
+        seed=seed,
+        domain_id=domain_id,
+        transform=transform,
+    )
 
 
 class MultiDomainDataset(Dataset):
@@ -252,7 +267,9 @@ class MultiDomainDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for MultiDomainDataset ({len(self)} items)")
+            raise IndexError(
+                f"index {index} out of range for MultiDomainDataset ({len(self)} items)"
+            )
         index = index % len(self)
         pos = int(np.searchsorted(self.offsets, index, side="right") - 1)
         item = self.datasets[pos][index - int(self.offsets[pos])]

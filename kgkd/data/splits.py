@@ -7,7 +7,7 @@ is written into the data file, so loaders never re-split and every run sees the 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -40,14 +40,16 @@ def stratified_split(
         An array of split names (``"train"``/``"val"``/``"test"``), one per sample.
     """
     if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
-        raise DataError(f"split fractions {list(fractions)} must be three non-negative shares summing to 1")
+        raise DataError(
+            f"split fractions {list(fractions)} must be three non-negative shares summing to 1"
+        )
     y = np.asarray(labels)
     out = np.empty(len(y), dtype=object)
     rng = np.random.default_rng(seed)
     for cls in np.unique(y):
         pos = rng.permutation(np.flatnonzero(y == cls))
-        n_train = int(round(fractions[0] * len(pos)))
-        n_val = int(round(fractions[1] * len(pos)))
+        n_train = round(fractions[0] * len(pos))
+        n_val = round(fractions[1] * len(pos))
         out[pos[:n_train]] = "train"
         out[pos[n_train : n_train + n_val]] = "val"
         out[pos[n_train + n_val :]] = "test"
@@ -69,5 +71,7 @@ def stratified_subset(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarr
     for i in np.argsort(-(exact - take), kind="stable")[: limit - int(take.sum())]:
         take[i] += 1
     rng = np.random.default_rng(seed)
-    chosen = [rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c, k in zip(classes, take)]
+    chosen = [
+        rng.choice(np.flatnonzero(y == c), size=k, replace=False) for c, k in zip(classes, take)
+    ]
     return np.sort(np.concatenate(chosen)) if chosen else np.arange(0)

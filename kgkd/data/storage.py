@@ -18,8 +18,9 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -76,14 +77,16 @@ def read_text_records(path: Path, rebuild: str) -> list[dict[str, Any]]:
 # --- images ----------------------------------------------------------------
 def write_image_arrays(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
     """Write arrays as a compressed ``.npz`` with fixed zip dates (reproducible bytes)."""
-    with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-            for key, arr in arrays.items():
-                info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_DATE)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                buf = io.BytesIO()
-                np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
-                zf.writestr(info, buf.getvalue(), compresslevel=9)
+    with (
+        atomic_path(path) as tmp,
+        zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf,
+    ):
+        for key, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+            zf.writestr(info, buf.getvalue(), compresslevel=9)
     return Path(path)
 
 
@@ -99,9 +102,13 @@ def read_image_arrays(path: Path, rebuild: str) -> dict[str, np.ndarray]:
             if x.dtype != np.uint8 or x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
                 raise ValueError(f"x_{split}/y_{split} are not uint8 [N,H,W] / int [N]")
     except KeyError as exc:
-        raise MissingDataError(f"data file {path} lacks array {exc}; rebuild it with `{rebuild}`") from None
+        raise MissingDataError(
+            f"data file {path} lacks array {exc}; rebuild it with `{rebuild}`"
+        ) from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise MissingDataError(f"data file {path} is corrupt ({exc}); rebuild it with `{rebuild}`") from None
+        raise MissingDataError(
+            f"data file {path} is corrupt ({exc}); rebuild it with `{rebuild}`"
+        ) from None
     return arrays
 
 

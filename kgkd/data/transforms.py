@@ -6,7 +6,7 @@ normalisation); these helpers bridge them on [..., H, W] / [B, C, H, W] tensors.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,9 @@ def resize_digits(x: torch.Tensor | np.ndarray, size: int) -> torch.Tensor:
         raise ConfigError(f"resize_digits: size={size!r} must be a positive integer (e.g. 28)")
     t = _as_float(x)
     if t.ndim < 2 or t.ndim > 4:
-        raise ConfigError(f"resize_digits: expected [H,W], [C,H,W] or [B,C,H,W], got shape {tuple(t.shape)}")
+        raise ConfigError(
+            f"resize_digits: expected [H,W], [C,H,W] or [B,C,H,W], got shape {tuple(t.shape)}"
+        )
     if tuple(t.shape[-2:]) == (size, size):
         return t
     lead = t.shape[:-2]
@@ -39,7 +41,9 @@ def resize_digits(x: torch.Tensor | np.ndarray, size: int) -> torch.Tensor:
     return out.clamp_(0.0, 1.0).reshape(*lead, size, size)
 
 
-def normalize(x: torch.Tensor, mean: float | Sequence[float], std: float | Sequence[float]) -> torch.Tensor:
+def normalize(
+    x: torch.Tensor, mean: float | Sequence[float], std: float | Sequence[float]
+) -> torch.Tensor:
     """``(x - mean) / std`` with per-channel mean/std on dim -3 (or scalars)."""
     m = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
     s = torch.as_tensor(std, dtype=x.dtype, device=x.device)
@@ -71,4 +75,6 @@ def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
         return x.expand(-1, channels, -1, -1).contiguous()
     if channels == 1:
         return x.mean(dim=1, keepdim=True)
-    raise ConfigError(f"to_channels: cannot turn {c} channels into {channels}; only 1 <-> C is supported")
+    raise ConfigError(
+        f"to_channels: cannot turn {c} channels into {channels}; only 1 <-> C is supported"
+    )
