@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
 
 import networkx as nx
 from rdflib import Graph, URIRef
 from rdflib.term import Node as RDFNode
-from torch_geometric.data import HeteroData
 
 from kgkd.errors import GraphError
 from kgkd.graph import vocab as V
@@ -28,7 +27,7 @@ from kgkd.graph.labelmap import build_label_map
 from kgkd.graph.loading import parse_text, read_file
 from kgkd.graph.nodes import DomainNode, LabelNode, LabelSetNode, Node, StudentNode, TaskNode, TeacherNode
 from kgkd.graph.nx_view import from_networkx, to_networkx
-from kgkd.graph.pyg_view import IndexMaps, to_pyg
+from kgkd.graph.index_maps import IndexMaps
 from kgkd.graph.query import QueryResult, run_query
 from kgkd.graph.reader import (
     read_domain, read_label, read_label_set, read_student, read_task, read_teacher, typed_nodes,
@@ -37,6 +36,9 @@ from kgkd.graph.security import check_imports
 from kgkd.graph.validation import validate_graph
 from kgkd.labels import LabelMap
 from kgkd.utils.io import atomic_write_text
+
+if TYPE_CHECKING:  # torch_geometric is imported lazily: it is slow to import
+    from torch_geometric.data import HeteroData
 
 N = TypeVar("N", bound=Node)
 Triple = tuple[RDFNode, RDFNode, RDFNode]
@@ -147,8 +149,10 @@ class KnowledgeGraph:
         """Nodes keyed by name with ``type``/``label``/literals; edges with ``relation``/``weight``."""
         return to_networkx(self.graph)
 
-    def to_pyg(self) -> tuple[HeteroData, IndexMaps]:
+    def to_pyg(self) -> tuple["HeteroData", IndexMaps]:
         """``(HeteroData, IndexMaps)`` with forward and ``rev_`` edge types and ``edge_weight``."""
+        from kgkd.graph.pyg_view import to_pyg
+
         return to_pyg(self.to_networkx())
 
     # --- editing and saving -------------------------------------------------------------

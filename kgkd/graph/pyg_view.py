@@ -12,62 +12,18 @@ its largest absolute value) and, for domains, a one-hot of the modality.
 
 from __future__ import annotations
 
-import difflib
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 import networkx as nx
 import torch
 from torch_geometric.data import HeteroData
 
-from kgkd.errors import GraphError
 from kgkd.graph import vocab as V
+from kgkd.graph.index_maps import IndexMaps
 from kgkd.graph.nx_view import RESERVED_ATTRS
 
 #: Numeric literals that identify rather than describe a node (not used as features).
 _NOT_FEATURES = frozenset({"labelIndex"})
-
-
-@dataclass(frozen=True)
-class IndexMaps:
-    """Name ↔ index per node type, in the order of the rows of ``data[node_type].x``."""
-
-    names: dict[str, list[str]]
-    iris: dict[str, list[str]]
-    feature_names: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def index(self) -> dict[str, dict[str, int]]:
-        """``{node_type: {name: index}}``."""
-        return {t: {n: i for i, n in enumerate(ns)} for t, ns in self.names.items()}
-
-    def __getitem__(self, node_type: str) -> dict[str, int]:
-        self._check_type(node_type)
-        return self.index[node_type]
-
-    def _check_type(self, node_type: str) -> None:
-        if node_type not in self.names:
-            raise GraphError(
-                f"node type '{node_type}' is not in this graph; available: {', '.join(self.names)}"
-            )
-
-    def index_of(self, node_type: str, name: str) -> int:
-        """Row index of node ``name`` of ``node_type``."""
-        self._check_type(node_type)
-        try:
-            return self.names[node_type].index(name)
-        except ValueError:
-            close = difflib.get_close_matches(name, self.names[node_type], n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise GraphError(f"no {node_type} named '{name}' in the graph{hint}") from None
-
-    def name_of(self, node_type: str, index: int) -> str:
-        """Name of row ``index`` of ``node_type``."""
-        self._check_type(node_type)
-        return self.names[node_type][index]
-
-    def num_nodes(self, node_type: str) -> int:
-        return len(self.names.get(node_type, []))
 
 
 def _features(g: nx.MultiDiGraph, node_type: str, nodes: list[str]) -> tuple[torch.Tensor, list[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from pyparsing import ParseException
@@ -20,6 +21,8 @@ def to_python(term: object) -> Any:
         return None
     if isinstance(term, Literal):
         value = term.toPython()
+        if isinstance(value, Decimal):
+            return float(value)
         return str(term) if isinstance(value, Literal) else value
     if isinstance(term, BNode):
         return f"_:{term}"
