@@ -83,3 +83,12 @@ def test_cli_help_lists_groups(capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "knowledge graph" in out and "COMMAND" in out
+
+
+def test_atomic_write_uses_normal_file_mode(tmp_path: Path) -> None:
+    import os
+
+    target = atomic_write_json(tmp_path / "m.json", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
