@@ -47,7 +47,7 @@ def _did_you_mean(name: str, choices: list[str]) -> str:
 def check_not_empty(graph: Graph) -> list[str]:
     if len(graph) == 0:
         return ["the graph is empty (no triples); add domains and teachers, e.g. `:imdb a kgkd:Domain`"]
-    if not any(graph.subjects(RDF.type, cls) for cls in V.NODE_TYPES):
+    if not any(next(graph.subjects(RDF.type, cls), None) is not None for cls in V.NODE_TYPES):
         return [
             "the graph holds no kgkd nodes (nothing typed kgkd:Domain, kgkd:Teacher, kgkd:Label ...); "
             f"type your nodes, e.g. `:imdb a kgkd:Domain`, with prefix kgkd: <{V.KGKD}>"
