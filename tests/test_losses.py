@@ -45,21 +45,32 @@ def test_kd_matches_hinton_formula_at_t2() -> None:
 
 
 def test_kd_fixed_temperature_overrides_context_and_is_zero_for_equal_logits() -> None:
-    ctx = LossContext(student=out([[2.0, -1.0, 0.5]]), teachers=[out([[2.0, -1.0, 0.5]])], temperature=7.0)
+    ctx = LossContext(
+        student=out([[2.0, -1.0, 0.5]]), teachers=[out([[2.0, -1.0, 0.5]])], temperature=7.0
+    )
     assert build_loss("kd", temperature=3.0)(ctx).item() == pytest.approx(0.0, abs=1e-6)
     s, t = [0.3, 0.1, -0.2], [1.0, 0.0, 0.0]
     ctx = LossContext(student=out([s]), teachers=[out([t])], temperature=7.0)
-    assert build_loss("kd", temperature=1.0)(ctx).item() == pytest.approx(kl(softmax(t), softmax(s)), rel=1e-5)
+    assert build_loss("kd", temperature=1.0)(ctx).item() == pytest.approx(
+        kl(softmax(t), softmax(s)), rel=1e-5
+    )
 
 
 def test_kd_errors() -> None:
     ctx = LossContext(student=out([[0.0, 1.0]]), teachers=[out([[0.0, 1.0, 2.0]])], temperature=1.0)
-    with pytest.raises(DistillError, match="teacher 0 predicts 3 labels but the student predicts 2; pass one LabelMap"):
+    with pytest.raises(
+        DistillError,
+        match="teacher 0 predicts 3 labels but the student predicts 2; pass one LabelMap",
+    ):
         build_loss("kd")(ctx)
-    with pytest.raises(DistillError, match="kd: teacher index 1 is out of range, the batch has 1 teacher"):
+    with pytest.raises(
+        DistillError, match="kd: teacher index 1 is out of range, the batch has 1 teacher"
+    ):
         build_loss("kd", teacher=1)(ctx)
     with pytest.raises(DistillError, match="temperature must be > 0, got 0.0"):
-        build_loss("kd")(LossContext(student=out([[0.0, 1.0]]), teachers=[out([[0.0, 1.0]])], temperature=0.0))
+        build_loss("kd")(
+            LossContext(student=out([[0.0, 1.0]]), teachers=[out([[0.0, 1.0]])], temperature=0.0)
+        )
     with pytest.raises(ConfigError, match="teacher index must be >= 0"):
         build_loss("kd", teacher=-1)
 
@@ -89,12 +100,30 @@ def test_ce_errors() -> None:
 
 # -- registry ----------------------------------------------------------------
 def test_registry_did_you_mean_for_names_and_options() -> None:
-    assert {"kd", "ce", "multi_teacher_kd", "feature", "rkd", "combined", "kd_ce", "uncertainty", "weighted_sum", "per_task"} <= set(LOSSES.names())
-    with pytest.raises(ConfigError, match="unknown loss 'multi_teacher_k'. Did you mean 'multi_teacher_kd'"):
+    assert {
+        "kd",
+        "ce",
+        "multi_teacher_kd",
+        "feature",
+        "rkd",
+        "combined",
+        "kd_ce",
+        "uncertainty",
+        "weighted_sum",
+        "per_task",
+    } <= set(LOSSES.names())
+    with pytest.raises(
+        ConfigError, match="unknown loss 'multi_teacher_k'. Did you mean 'multi_teacher_kd'"
+    ):
         build_loss("multi_teacher_k")
-    with pytest.raises(ConfigError, match="loss 'multi_teacher_kd' has no option 'objectiv'. Did you mean 'objective'"):
+    with pytest.raises(
+        ConfigError,
+        match="loss 'multi_teacher_kd' has no option 'objectiv'. Did you mean 'objective'",
+    ):
         build_loss("multi_teacher_kd", objectiv="sum")
-    with pytest.raises(ConfigError, match="objective must be one of \\('mixture', 'sum'\\), got 'avg'"):
+    with pytest.raises(
+        ConfigError, match="objective must be one of \\('mixture', 'sum'\\), got 'avg'"
+    ):
         build_loss("multi_teacher_kd", objective="avg")
 
 
@@ -106,7 +135,10 @@ def test_mixture_and_sum_hand_computed_and_different() -> None:
     temp = 2.0
     w = [0.7, 0.3]
     ctx = LossContext(
-        student=out([S]), teachers=[out([T1]), out([T2])], teacher_weights=torch.tensor([w]), temperature=temp
+        student=out([S]),
+        teachers=[out([T1]), out([T2])],
+        teacher_weights=torch.tensor([w]),
+        temperature=temp,
     )
     p1, p2, q = softmax(T1, temp), softmax(T2, temp), softmax(S, temp)
     mixture = [w[0] * a + w[1] * b for a, b in zip(p1, p2)]
@@ -135,7 +167,10 @@ def test_weights_default_uniform_and_shape_checked() -> None:
     ctx.teacher_weights = torch.tensor([[0.5, 0.5]])
     assert build_loss("multi_teacher_kd")(ctx).item() == pytest.approx(uniform)
     ctx.teacher_weights = torch.tensor([0.5, 0.5])
-    with pytest.raises(DistillError, match=r"teacher_weights has shape \(2,\) but the batch has 1 samples and 2 teachers"):
+    with pytest.raises(
+        DistillError,
+        match=r"teacher_weights has shape \(2,\) but the batch has 1 samples and 2 teachers",
+    ):
         build_loss("multi_teacher_kd")(ctx)
 
 
@@ -152,10 +187,15 @@ def test_label_map_amalgamation_10_into_20() -> None:
     digits, clothes = amalgamation_maps()
     s = torch.randn(2, 20, requires_grad=True)
     t_d, t_c = torch.randn(2, 10), torch.randn(2, 10)
-    weights = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # sample 0: digits only, sample 1: clothing only
+    weights = torch.tensor(
+        [[1.0, 0.0], [0.0, 1.0]]
+    )  # sample 0: digits only, sample 1: clothing only
     ctx = LossContext(
-        student=ModelOutput(s), teachers=[ModelOutput(t_d), ModelOutput(t_c)], teacher_weights=weights,
-        label_maps=[digits, clothes], temperature=2.0,
+        student=ModelOutput(s),
+        teachers=[ModelOutput(t_d), ModelOutput(t_c)],
+        teacher_weights=weights,
+        label_maps=[digits, clothes],
+        temperature=2.0,
     )
     for objective in ("mixture", "sum"):
         loss = build_loss("multi_teacher_kd", objective=objective)(ctx)
@@ -177,8 +217,10 @@ def test_mixture_vs_sum_differ_in_gradient_with_disjoint_label_sets() -> None:
     for objective in ("mixture", "sum"):
         s = torch.zeros(1, 20, requires_grad=True)
         ctx = LossContext(
-            student=ModelOutput(s), teachers=[ModelOutput(t_d), ModelOutput(t_c)],
-            teacher_weights=torch.tensor([[0.8, 0.2]]), label_maps=[digits, clothes],
+            student=ModelOutput(s),
+            teachers=[ModelOutput(t_d), ModelOutput(t_c)],
+            teacher_weights=torch.tensor([[0.8, 0.2]]),
+            label_maps=[digits, clothes],
         )
         build_loss("multi_teacher_kd", objective=objective)(ctx).backward()
         grads.append(s.grad.clone())
@@ -189,7 +231,12 @@ def test_mixture_vs_sum_differ_in_gradient_with_disjoint_label_sets() -> None:
 
 def test_many_to_one_and_uncovered_teacher_labels() -> None:
     # teacher labels: very_neg, neg, pos, neutral → student neg, pos; neutral has no counterpart
-    lm = LabelMap(("very_neg", "neg", "pos", "neutral"), ("negative", "positive"), (0, 0, 1, -1), teacher="fine")
+    lm = LabelMap(
+        ("very_neg", "neg", "pos", "neutral"),
+        ("negative", "positive"),
+        (0, 0, 1, -1),
+        teacher="fine",
+    )
     t = [1.0, 0.5, 0.2, 2.0]
     s = [0.3, -0.3]
     ctx = LossContext(student=out([s]), teachers=[out([t])], label_maps=[lm], temperature=1.0)
@@ -200,14 +247,24 @@ def test_many_to_one_and_uncovered_teacher_labels() -> None:
 
 
 def test_label_map_errors_name_teacher() -> None:
-    digits, clothes = amalgamation_maps()
-    ctx = LossContext(student=out(torch.zeros(1, 20)), teachers=[out(torch.zeros(1, 9))], label_maps=[digits])
-    with pytest.raises(DistillError, match="teacher 0 \\('digits'\\) returned 9 logits but its label map lists 10"):
+    digits, _ = amalgamation_maps()
+    ctx = LossContext(
+        student=out(torch.zeros(1, 20)), teachers=[out(torch.zeros(1, 9))], label_maps=[digits]
+    )
+    with pytest.raises(
+        DistillError, match="teacher 0 \\('digits'\\) returned 9 logits but its label map lists 10"
+    ):
         build_loss("multi_teacher_kd")(ctx)
-    ctx = LossContext(student=out(torch.zeros(1, 12)), teachers=[out(torch.zeros(1, 10))], label_maps=[digits])
-    with pytest.raises(DistillError, match="its label map targets 20 student labels but the student predicts 12"):
+    ctx = LossContext(
+        student=out(torch.zeros(1, 12)), teachers=[out(torch.zeros(1, 10))], label_maps=[digits]
+    )
+    with pytest.raises(
+        DistillError, match="its label map targets 20 student labels but the student predicts 12"
+    ):
         build_loss("multi_teacher_kd")(ctx)
-    ctx = LossContext(student=out(torch.zeros(1, 20)), teachers=[out(torch.zeros(1, 10))] * 2, label_maps=[digits])
+    ctx = LossContext(
+        student=out(torch.zeros(1, 20)), teachers=[out(torch.zeros(1, 10))] * 2, label_maps=[digits]
+    )
     with pytest.raises(DistillError, match="has 1 label maps for 2 teachers"):
         build_loss("multi_teacher_kd")(ctx)
     with pytest.raises(DistillError, match="LossContext.teachers is empty"):
@@ -218,7 +275,9 @@ def test_label_map_errors_name_teacher() -> None:
 @pytest.mark.parametrize("name", ["combined", "kd_ce"])
 def test_combined_alpha_on_labelled_kd_only_on_unlabelled(name: str) -> None:
     s, t = [[1.0, 0.0], [0.2, 0.4]], [[0.0, 1.0], [1.0, -1.0]]
-    ctx = LossContext(student=out(s), teachers=[out(t)], labels=torch.tensor([1, -1]), alpha=0.3, temperature=2.0)
+    ctx = LossContext(
+        student=out(s), teachers=[out(t)], labels=torch.tensor([1, -1]), alpha=0.3, temperature=2.0
+    )
     kd = [kl(softmax(t[i], 2.0), softmax(s[i], 2.0)) * 4.0 for i in range(2)]
     ce0 = -math.log(softmax(s[0])[1])
     expected = ((0.3 * kd[0] + 0.7 * ce0) + kd[1]) / 2
@@ -228,7 +287,9 @@ def test_combined_alpha_on_labelled_kd_only_on_unlabelled(name: str) -> None:
     ctx.alpha = 1.5
     with pytest.raises(DistillError, match=r"alpha must be in \[0, 1\], got 1.5"):
         loss(ctx)
-    with pytest.raises(ConfigError, match="combined.kd: a loss given as a mapping needs a 'name' key"):
+    with pytest.raises(
+        ConfigError, match="combined.kd: a loss given as a mapping needs a 'name' key"
+    ):
         build_loss(name, kd={"objective": "sum"})
 
 
@@ -247,8 +308,12 @@ def test_linear_student_learns_from_two_teachers_with_different_label_sets() -> 
     losses = []
     for step in range(60):
         ctx = LossContext(
-            student=ModelOutput(student(x)), teachers=teachers, teacher_weights=weights,
-            label_maps=[digits, clothes], temperature=2.0, step=step,
+            student=ModelOutput(student(x)),
+            teachers=teachers,
+            teacher_weights=weights,
+            label_maps=[digits, clothes],
+            temperature=2.0,
+            step=step,
         )
         loss = loss_fn(ctx)
         opt.zero_grad()

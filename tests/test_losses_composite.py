@@ -36,10 +36,14 @@ def make_ctx() -> LossContext:
 def test_weighted_sum_total_and_last_terms() -> None:
     ctx = make_ctx()
     kd, ce = build_loss("kd")(ctx).item(), build_loss("ce")(ctx).item()
-    loss = build_loss("weighted_sum", losses={"kd": "kd", "ce": {"name": "ce"}}, weights={"kd": 0.25})
+    loss = build_loss(
+        "weighted_sum", losses={"kd": "kd", "ce": {"name": "ce"}}, weights={"kd": 0.25}
+    )
     assert loss(ctx).item() == pytest.approx(0.25 * kd + 1.0 * ce, rel=1e-6)
     assert loss.last_terms == pytest.approx({"kd": kd, "ce": ce, "total": 0.25 * kd + ce})
-    with pytest.raises(ConfigError, match=r"weights given for unknown term\(s\) \['feat'\]; the terms are \['kd'\]"):
+    with pytest.raises(
+        ConfigError, match=r"weights given for unknown term\(s\) \['feat'\]; the terms are \['kd'\]"
+    ):
         build_loss("weighted_sum", losses={"kd": "kd"}, weights={"feat": 1.0})
     with pytest.raises(ConfigError, match="weighted_sum: 'losses' is empty"):
         build_loss("weighted_sum", losses={})
@@ -69,11 +73,16 @@ def test_uncertainty_hand_computed_and_learns_log_variances() -> None:
 def test_per_task_routes_rows_and_weights() -> None:
     ctx = make_ctx()
     loss = build_loss("per_task", losses={"0": "ce", 1: "kd"}, weights={0: 2.0, "1": 0.5})
-    rows0, rows1 = torch.tensor([True, False, False, True]), torch.tensor([False, True, True, False])
+    rows0, rows1 = (
+        torch.tensor([True, False, False, True]),
+        torch.tensor([False, True, True, False]),
+    )
     ce0 = build_loss("ce")(ctx.select(rows0)).item()
     kd1 = build_loss("kd")(ctx.select(rows1)).item()
     assert loss(ctx).item() == pytest.approx(2.0 * ce0 + 0.5 * kd1, rel=1e-6)
-    assert loss.last_terms["task0"] == pytest.approx(ce0) and loss.last_terms["task1"] == pytest.approx(kd1)
+    assert loss.last_terms["task0"] == pytest.approx(ce0) and loss.last_terms[
+        "task1"
+    ] == pytest.approx(kd1)
     # the CE of task 0 really only sees rows 0 and 3
     s = ctx.student.logits
     manual = torch.nn.functional.cross_entropy(s[[0, 3]], torch.tensor([0, 1])).item()
@@ -82,7 +91,10 @@ def test_per_task_routes_rows_and_weights() -> None:
 
 def test_per_task_errors_and_default() -> None:
     ctx = make_ctx()
-    with pytest.raises(DistillError, match=r"samples of task id 1 but losses are configured only for task ids \[0\]"):
+    with pytest.raises(
+        DistillError,
+        match=r"samples of task id 1 but losses are configured only for task ids \[0\]",
+    ):
         build_loss("per_task", losses={0: "ce"})(ctx)
     assert build_loss("per_task", losses={0: "ce"}, default="kd")(ctx).item() > 0
     ctx.task = None
@@ -96,6 +108,10 @@ def test_per_task_errors_and_default() -> None:
 
 def test_setup_reaches_nested_feature_loss() -> None:
     ctx = make_ctx()
-    loss = build_loss("weighted_sum", losses={"kd": "kd", "feat": {"name": "feature", "pairs": ["h"]}})
+    loss = build_loss(
+        "weighted_sum", losses={"kd": "kd", "feat": {"name": "feature", "pairs": ["h"]}}
+    )
     loss.setup(ctx)
-    assert len(list(loss.parameters())) == 2  # the projector's weight and bias exist before the optimizer
+    assert (
+        len(list(loss.parameters())) == 2
+    )  # the projector's weight and bias exist before the optimizer

@@ -50,19 +50,27 @@ def test_feature_cosine_hand_computed_and_layer_weights() -> None:
     s = torch.tensor([[1.0, 0.0]])
     t = torch.tensor([[1.0, 1.0]])
     ctx = ctx_with(s, [t])
-    loss = build_loss("feature", pairs=[["h", "h"]], kind="cosine", projector="identity", layer_weights=[3.0])
+    loss = build_loss(
+        "feature", pairs=[["h", "h"]], kind="cosine", projector="identity", layer_weights=[3.0]
+    )
     assert loss(ctx).item() == pytest.approx(3.0 * (1 - 1 / math.sqrt(2)), rel=1e-5)
 
 
 @pytest.mark.parametrize(
     ("s_shape", "t_shapes", "projector"),
-    [((16,), [(8,), (12,)], "linear"), ((4, 6, 6), [(8, 3, 3), (2, 6, 6)], "auto"), ((5, 6), [(5, 3)], "mlp")],
+    [
+        ((16,), [(8,), (12,)], "linear"),
+        ((4, 6, 6), [(8, 3, 3), (2, 6, 6)], "auto"),
+        ((5, 6), [(5, 3)], "mlp"),
+    ],
 )
 def test_feature_loss_trains_projectors_on_any_shape(s_shape, t_shapes, projector) -> None:
     torch.manual_seed(0)
     s = torch.randn(16, *s_shape)
     # teachers' features are fixed linear functions of the student's → learnable
-    maps = [build_projector("linear" if len(s_shape) < 3 else "conv", s_shape, ts) for ts in t_shapes]
+    maps = [
+        build_projector("linear" if len(s_shape) < 3 else "conv", s_shape, ts) for ts in t_shapes
+    ]
     with torch.no_grad():
         targets = [m(s) for m in maps]
     ctx = ctx_with(s, targets)
@@ -94,7 +102,9 @@ def test_feature_loss_errors() -> None:
     with pytest.raises(DistillError, match="teacher index 4 is out of range"):
         build_loss("feature", pairs=["h"], teachers=[4])(ctx)
     ctx.alignment_weights = torch.ones(3)
-    with pytest.raises(DistillError, match=r"alignment_weights has shape \(3,\); expected \[2, 1\]"):
+    with pytest.raises(
+        DistillError, match=r"alignment_weights has shape \(3,\); expected \[2, 1\]"
+    ):
         build_loss("feature", pairs=["h"])(ctx)
 
 
@@ -114,9 +124,14 @@ def test_projector_shapes_and_errors() -> None:
         build_projector("identity", (8,), (4,))
     with pytest.raises(ConfigError, match="unknown projector 'liner'. Did you mean 'linear'"):
         build_projector("liner", (8,), (4,))
-    with pytest.raises(ConfigError, match="projector 'mlp' has no option 'hiden'. Did you mean 'hidden'"):
+    with pytest.raises(
+        ConfigError, match="projector 'mlp' has no option 'hiden'. Did you mean 'hidden'"
+    ):
         build_projector("mlp", (8,), (4,), hiden=3)
-    with pytest.raises(DistillError, match="built for student features of shape \\[7, 5\\] \\(per sample\\) but got \\[7, 6\\]"):
+    with pytest.raises(
+        DistillError,
+        match="built for student features of shape \\[7, 5\\] \\(per sample\\) but got \\[7, 6\\]",
+    ):
         per_pos(torch.randn(3, 7, 6))
 
 
@@ -143,7 +158,9 @@ def test_rkd_distance_term_hand_computed() -> None:
     def smooth_l1(a: float, b: float) -> float:
         return 0.5 * (a - b) ** 2 if abs(a - b) < 1 else abs(a - b) - 0.5
 
-    expected = 2 * sum(smooth_l1(a, b) for a, b in zip(ns, nt)) / 9  # 6 off-diagonal + 3 zero diagonal entries
+    expected = (
+        2 * sum(smooth_l1(a, b) for a, b in zip(ns, nt)) / 9
+    )  # 6 off-diagonal + 3 zero diagonal entries
     loss = build_loss("rkd", student_feature="h", angle_weight=0.0)
     assert loss(ctx_with(s, [t])).item() == pytest.approx(expected, rel=1e-5)
     assert normalised_distances(s)[0, 1].item() == pytest.approx(ns[0], rel=1e-5)
@@ -156,7 +173,9 @@ def test_rkd_weights_teachers_and_errors() -> None:
     only1 = loss(ctx_with(s, [t1])).item()
     weighted = loss(ctx_with(s, [t1, t2], teacher_weights=torch.tensor([[1.0, 0.0]] * 5))).item()
     assert weighted == pytest.approx(only1, rel=1e-5)
-    with pytest.raises(ConfigError, match="distance_weight and angle_weight must be >= 0 and not both 0"):
+    with pytest.raises(
+        ConfigError, match="distance_weight and angle_weight must be >= 0 and not both 0"
+    ):
         build_loss("rkd", distance_weight=0.0, angle_weight=0.0)
     with pytest.raises(DistillError, match="teacher 0 has no feature 'emb'"):
         build_loss("rkd", student_feature="h", teacher_feature="emb")(ctx_with(s, [t1]))

@@ -17,7 +17,9 @@ from kgkd.errors import DistillError, SignalError
 def test_uniform_rows_sum_to_one() -> None:
     w = UniformWeighting(3)(torch.tensor([0, 1, 1, 0]), [torch.zeros(4, 2)] * 3)
     assert w.shape == (4, 3) and torch.allclose(w, torch.full((4, 3), 1 / 3))
-    with pytest.raises(DistillError, match="UniformWeighting was built for 3 teachers but got 2 teacher outputs"):
+    with pytest.raises(
+        DistillError, match="UniformWeighting was built for 3 teachers but got 2 teacher outputs"
+    ):
         UniformWeighting(3)(torch.tensor([0]), [torch.zeros(1, 2)] * 2)
     with pytest.raises(SignalError, match="need at least one teacher"):
         UniformWeighting(0)
@@ -29,7 +31,9 @@ def test_domain_table_picks_rows_by_domain() -> None:
     assert torch.equal(w, table[[2, 0, 1, 0]])
     normalised = DomainTableWeighting(torch.tensor([[2.0, 6.0]]), normalize=True)
     assert normalised.table.tolist() == [[0.25, 0.75]]
-    assert "table" in dict(normalised.named_buffers())  # moves with .to(device), saved in state_dict
+    assert "table" in dict(
+        normalised.named_buffers()
+    )  # moves with .to(device), saved in state_dict
 
 
 def test_domain_table_validation_names_the_row() -> None:
@@ -38,7 +42,10 @@ def test_domain_table_validation_names_the_row() -> None:
         DomainTableWeighting(torch.tensor([[0.5, 0.5], [float("nan"), 1.0]]), names)
     with pytest.raises(SignalError, match=r"row 'amazon' has negative weights"):
         DomainTableWeighting(torch.tensor([[1.5, -0.5], [0.5, 0.5]]), names)
-    with pytest.raises(SignalError, match=r"row 'imdb' sums to 0.8, not 1.*normalise each row \(or pass normalize=True\)"):
+    with pytest.raises(
+        SignalError,
+        match=r"row 'imdb' sums to 0.8, not 1.*normalise each row \(or pass normalize=True\)",
+    ):
         DomainTableWeighting(torch.tensor([[0.5, 0.5], [0.4, 0.4]]), names)
     with pytest.raises(SignalError, match=r"row 'domain 0' sums to 0"):
         DomainTableWeighting(torch.tensor([[0.0, 0.0]]), normalize=True)
@@ -47,7 +54,10 @@ def test_domain_table_validation_names_the_row() -> None:
     with pytest.raises(SignalError, match="has 2 rows but 1 domain names"):
         DomainTableWeighting(torch.tensor([[1.0], [1.0]]), ["amazon"])
     weighting = DomainTableWeighting(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), names)
-    with pytest.raises(DistillError, match=r"domain id 2 has no row in the teacher weight table \(rows 0..1: amazon, imdb\)"):
+    with pytest.raises(
+        DistillError,
+        match=r"domain id 2 has no row in the teacher weight table \(rows 0..1: amazon, imdb\)",
+    ):
         weighting(torch.tensor([0, 2]))
 
 
@@ -71,7 +81,9 @@ def test_all_reduce_mean_agrees_across_two_ranks() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         init_file, results = os.path.join(tmp, "init"), os.path.join(tmp, "res")
         # fork: the children reuse the imported torch (spawn would re-import it, ~10 s on a busy box)
-        mp.start_processes(_ddp_worker, args=(init_file, results), nprocs=2, join=True, start_method="fork")
+        mp.start_processes(
+            _ddp_worker, args=(init_file, results), nprocs=2, join=True, start_method="fork"
+        )
         got = [torch.load(f"{results}.{r}", weights_only=True) for r in range(2)]
     assert [g["mean"] for g in got] == [2.0, 2.0]  # every rank sees the global mean
     assert [g["grad"] for g in got] == [1.0, 1.0]  # gradient flows through the local term

@@ -6,25 +6,30 @@ from kgkd.distill.context import LossContext
 from kgkd.distill.losses import LOSSES, DistillLoss, build_loss
 from kgkd.distill.projectors import PROJECTORS, Projector, build_projector, build_projectors
 from kgkd.distill.schedules import SCHEDULES, Schedule, build_schedule
-from kgkd.distill.weighting import DomainTableWeighting, TeacherWeighting, UniformWeighting, all_reduce_mean
+from kgkd.distill.weighting import (
+    DomainTableWeighting,
+    TeacherWeighting,
+    UniformWeighting,
+    all_reduce_mean,
+)
 
 __all__ = [
-    "CachedTeacher",
-    "TeacherCache",
-    "cache_fingerprint",
-    "LossContext",
     "LOSSES",
-    "DistillLoss",
-    "build_loss",
     "PROJECTORS",
-    "Projector",
-    "build_projector",
-    "build_projectors",
     "SCHEDULES",
-    "Schedule",
-    "build_schedule",
+    "CachedTeacher",
+    "DistillLoss",
     "DomainTableWeighting",
+    "LossContext",
+    "Projector",
+    "Schedule",
+    "TeacherCache",
     "TeacherWeighting",
     "UniformWeighting",
     "all_reduce_mean",
+    "build_loss",
+    "build_projector",
+    "build_projectors",
+    "build_schedule",
+    "cache_fingerprint",
 ]

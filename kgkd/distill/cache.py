@@ -23,12 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
@@ -49,7 +50,9 @@ TOPK_GAP = 1e4
 _LOGITS, _TOPK_V, _TOPK_I, _FEAT = "logits", "logits.topk_values", "logits.topk_indices", "feature."
 
 
-def cache_fingerprint(teacher_fingerprint: str, dataset_fingerprint: str, preprocessing: str = "") -> str:
+def cache_fingerprint(
+    teacher_fingerprint: str, dataset_fingerprint: str, preprocessing: str = ""
+) -> str:
     """sha256 of teacher fingerprint + dataset fingerprint + preprocessing description."""
     payload = f"{teacher_fingerprint}|{dataset_fingerprint}|{preprocessing}"
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
@@ -97,7 +100,9 @@ class TeacherCache:
     are per-transfer-set and compact: fp16, optionally top-k).
     """
 
-    def __init__(self, header: dict[str, Any], tensors: dict[str, Tensor], path: Path | None = None) -> None:
+    def __init__(
+        self, header: dict[str, Any], tensors: dict[str, Tensor], path: Path | None = None
+    ) -> None:
         self.header = header
         self.tensors = tensors
         self.path = path
@@ -159,7 +164,7 @@ class TeacherCache:
         dataset_fingerprint: str | None = None,
         device: torch.device | str | None = None,
         show_progress: bool = True,
-    ) -> "TeacherCache":
+    ) -> TeacherCache:
         """Run ``teacher`` over ``dataset`` once (inference mode, batched) and save the cache.
 
         Args:
@@ -175,11 +180,15 @@ class TeacherCache:
         """
         name = str(getattr(teacher, "name", type(teacher).__name__))
         if dtype not in DTYPES:
-            raise CacheError(f"teacher '{name}' cache: dtype must be one of {sorted(DTYPES)}, got '{dtype}'")
+            raise CacheError(
+                f"teacher '{name}' cache: dtype must be one of {sorted(DTYPES)}, got '{dtype}'"
+            )
         num = len(dataset)  # type: ignore[arg-type]
         if num == 0:
             raise CacheError(f"teacher '{name}' cache: the dataset is empty, nothing to cache")
-        fingerprint = cache_fingerprint(teacher.fingerprint(), _dataset_fingerprint(dataset, dataset_fingerprint), preprocessing)  # type: ignore[operator]
+        fingerprint = cache_fingerprint(
+            teacher.fingerprint(), _dataset_fingerprint(dataset, dataset_fingerprint), preprocessing
+        )  # type: ignore[operator]
         if path is None:
             path = default_cache_path(name, str(getattr(dataset, "name", type(dataset).__name__)))
         if device is None:
@@ -194,7 +203,9 @@ class TeacherCache:
         teacher.eval()
         try:
             with torch.inference_mode():
-                for batch in tqdm(loader, desc=f"caching {name}", disable=not show_progress, leave=False):
+                for batch in tqdm(
+                    loader, desc=f"caching {name}", disable=not show_progress, leave=False
+                ):
                     if "index" not in batch:
                         raise CacheError(
                             f"teacher '{name}' cache: batches have no 'index' key (keys: {sorted(batch)}); "
@@ -213,7 +224,9 @@ class TeacherCache:
             teacher.train(was_training)
         if not seen.all():
             missing = (~seen).nonzero().flatten()[:5].tolist()
-            raise CacheError(f"teacher '{name}' cache: samples {missing} (of 0..{num - 1}) were never produced by the loader")
+            raise CacheError(
+                f"teacher '{name}' cache: samples {missing} (of 0..{num - 1}) were never produced by the loader"
+            )
         label_names = list(getattr(teacher, "label_names", ()) or ())
         header = {
             "format": FORMAT,
@@ -227,7 +240,7 @@ class TeacherCache:
             "dtype": dtype,
             "top_k": top_k,
             "preprocessing": preprocessing,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         del tensors["num_labels"]
         cache = cls(header, tensors, Path(path))
@@ -257,17 +270,25 @@ class TeacherCache:
             items[_FEAT + f] = out.features[f].detach().cpu()
         for key, value in items.items():
             if value.shape[0] != index.shape[0]:
-                raise CacheError(f"{where}: '{key}' has {value.shape[0]} rows for a batch of {index.shape[0]} samples")
+                raise CacheError(
+                    f"{where}: '{key}' has {value.shape[0]} rows for a batch of {index.shape[0]} samples"
+                )
             bad = _first_bad_rows(value, index)
             if bad:
-                raise CacheError(f"{where}: '{key}' holds NaN/inf for samples {bad}; fix the teacher or its inputs")
+                raise CacheError(
+                    f"{where}: '{key}' holds NaN/inf for samples {bad}; fix the teacher or its inputs"
+                )
             if not torch.isfinite(value.to(store)).all():
                 bad = _first_bad_rows(value.to(store), index)
-                raise CacheError(f"{where}: '{key}' overflows {store} for samples {bad}; build the cache with dtype='fp32'")
+                raise CacheError(
+                    f"{where}: '{key}' overflows {store} for samples {bad}; build the cache with dtype='fp32'"
+                )
         logits = items.pop("logits")
         if top_k is not None:
             if not 0 < top_k <= logits.shape[1]:
-                raise CacheError(f"{where}: top_k={top_k} must be in 1..{logits.shape[1]} (the teacher's label count)")
+                raise CacheError(
+                    f"{where}: top_k={top_k} must be in 1..{logits.shape[1]} (the teacher's label count)"
+                )
             values, indices = logits.topk(top_k, dim=1)
             items[_TOPK_V], items[_TOPK_I] = values, indices.to(torch.int32)
         else:
@@ -290,7 +311,11 @@ class TeacherCache:
         """Write the cache as one safetensors file (atomic) and return its path."""
         target = Path(path)
         with atomic_path(target) as tmp:
-            save_file({k: v.contiguous() for k, v in self.tensors.items()}, str(tmp), metadata={"kgkd_cache": json.dumps(self.header)})
+            save_file(
+                {k: v.contiguous() for k, v in self.tensors.items()},
+                str(tmp),
+                metadata={"kgkd_cache": json.dumps(self.header)},
+            )
         self.path = target
         return target
 
@@ -299,22 +324,30 @@ class TeacherCache:
         return TeacherCache(self.header, self.tensors).save(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], expected_fingerprint: str | None = None) -> "TeacherCache":
+    def load(
+        cls, path: str | os.PathLike[str], expected_fingerprint: str | None = None
+    ) -> TeacherCache:
         """Open a cache file; validate it; ``expected_fingerprint`` guards against stale caches."""
         path = Path(path)
         if not path.is_file():
-            raise CacheError(f"teacher cache file {path} does not exist; build it with TeacherCache.build(...) or `kgkd teachers cache`")
+            raise CacheError(
+                f"teacher cache file {path} does not exist; build it with TeacherCache.build(...) or `kgkd teachers cache`"
+            )
         teacher = path.stem.split("__")[0]
         try:
             with safe_open(str(path), framework="pt") as fh:
                 meta = fh.metadata() or {}
-                tensors = {key: fh.get_tensor(key) for key in fh.keys()}
-        except Exception as exc:  # safetensors raises its own error types
-            raise CacheError(f"teacher cache file {path} is truncated or corrupt ({exc}); {_rebuild_hint(teacher)}") from None
+                tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise CacheError(
+                f"teacher cache file {path} is truncated or corrupt ({exc}); {_rebuild_hint(teacher)}"
+            ) from None
         try:
             header = json.loads(meta["kgkd_cache"])
         except (KeyError, json.JSONDecodeError):
-            raise CacheError(f"{path} is a safetensors file without a kgkd cache header; {_rebuild_hint(teacher)}") from None
+            raise CacheError(
+                f"{path} is a safetensors file without a kgkd cache header; {_rebuild_hint(teacher)}"
+            ) from None
         cache = cls(header, tensors, path)
         cache.validate()
         if expected_fingerprint is not None and cache.fingerprint != expected_fingerprint:
@@ -329,17 +362,23 @@ class TeacherCache:
         """Check header and tensors agree (format, counts, shapes, finite values, index range)."""
         h, where, src = self.header, None, f" in {self.path}" if self.path else ""
         if h.get("format") != FORMAT or h.get("version") != VERSION:
-            raise CacheError(f"{self.path}: not a kgkd teacher cache v{VERSION} (header format {h.get('format')!r} v{h.get('version')!r})")
+            raise CacheError(
+                f"{self.path}: not a kgkd teacher cache v{VERSION} (header format {h.get('format')!r} v{h.get('version')!r})"
+            )
         where = self._where() + src
         n, c, k = self.num_samples, self.num_labels, self.top_k
-        expected: dict[str, tuple[int, ...]] = {_FEAT + f: (n, *s) for f, s in self.feature_shapes.items()}
+        expected: dict[str, tuple[int, ...]] = {
+            _FEAT + f: (n, *s) for f, s in self.feature_shapes.items()
+        }
         if k is None:
             expected[_LOGITS] = (n, c)
         else:
             expected[_TOPK_V] = expected[_TOPK_I] = (n, k)
         for key, shape in expected.items():
             if key not in self.tensors:
-                raise CacheError(f"{where}: tensor '{key}' is missing; {_rebuild_hint(self.teacher_name)}")
+                raise CacheError(
+                    f"{where}: tensor '{key}' is missing; {_rebuild_hint(self.teacher_name)}"
+                )
             if tuple(self.tensors[key].shape) != shape:
                 raise CacheError(
                     f"{where}: tensor '{key}' has shape {list(self.tensors[key].shape)} but the header says {list(shape)}; "
@@ -348,11 +387,15 @@ class TeacherCache:
         for key, value in self.tensors.items():
             if key == _TOPK_I:
                 if ((value < 0) | (value >= c)).any():
-                    raise CacheError(f"{where}: top-k label indices outside 0..{c - 1}; {_rebuild_hint(self.teacher_name)}")
+                    raise CacheError(
+                        f"{where}: top-k label indices outside 0..{c - 1}; {_rebuild_hint(self.teacher_name)}"
+                    )
                 continue
             bad = _first_bad_rows(value, torch.arange(n))
             if bad:
-                raise CacheError(f"{where}: '{key}' holds NaN/inf for samples {bad}; {_rebuild_hint(self.teacher_name)}")
+                raise CacheError(
+                    f"{where}: '{key}' holds NaN/inf for samples {bad}; {_rebuild_hint(self.teacher_name)}"
+                )
 
     @classmethod
     def get_or_build(
@@ -364,7 +407,7 @@ class TeacherCache:
         preprocessing: str = "",
         dataset_fingerprint: str | None = None,
         **build_kwargs: Any,
-    ) -> "TeacherCache":
+    ) -> TeacherCache:
         """Reuse the cache at ``path`` when its fingerprint is current, else (re)build it.
 
         A stale or unreadable cache is logged and rebuilt; ``build_kwargs`` go to :meth:`build`.
@@ -372,7 +415,9 @@ class TeacherCache:
         name = str(getattr(teacher, "name", type(teacher).__name__))
         if path is None:
             path = default_cache_path(name, str(getattr(dataset, "name", type(dataset).__name__)))
-        fingerprint = cache_fingerprint(teacher.fingerprint(), _dataset_fingerprint(dataset, dataset_fingerprint), preprocessing)  # type: ignore[operator]
+        fingerprint = cache_fingerprint(
+            teacher.fingerprint(), _dataset_fingerprint(dataset, dataset_fingerprint), preprocessing
+        )  # type: ignore[operator]
         if Path(path).is_file():
             try:
                 cache = cls.load(path, expected_fingerprint=fingerprint)
@@ -381,8 +426,13 @@ class TeacherCache:
             except CacheError as exc:
                 log.warning("rebuilding teacher cache of '%s': %s", name, exc)
         return cls.build(
-            teacher, dataset, collate_fn, path=path, preprocessing=preprocessing,
-            dataset_fingerprint=dataset_fingerprint, **build_kwargs,
+            teacher,
+            dataset,
+            collate_fn,
+            path=path,
+            preprocessing=preprocessing,
+            dataset_fingerprint=dataset_fingerprint,
+            **build_kwargs,
         )
 
     @classmethod
@@ -393,7 +443,7 @@ class TeacherCache:
         expected_labels: int | Sequence[str] | None = None,
         expected_fingerprint: str | None = None,
         dest: str | os.PathLike[str] | None = None,
-    ) -> "TeacherCache":
+    ) -> TeacherCache:
         """Open a cache exported by another site and check it fits the local transfer set.
 
         Args:
@@ -412,7 +462,9 @@ class TeacherCache:
         if expected_labels is not None:
             if isinstance(expected_labels, int):
                 if cache.num_labels != expected_labels:
-                    raise CacheError(f"{where} has {cache.num_labels} labels, expected {expected_labels}; check which teacher was exported")
+                    raise CacheError(
+                        f"{where} has {cache.num_labels} labels, expected {expected_labels}; check which teacher was exported"
+                    )
             elif tuple(expected_labels) != cache.label_names:
                 raise CacheError(
                     f"{where} has labels {list(cache.label_names)}, expected {list(expected_labels)}; "

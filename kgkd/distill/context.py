@@ -9,8 +9,9 @@ same inputs on, or a row subset of them, without knowing what each part reads.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -97,7 +98,9 @@ class LossContext:
         if self.alignment_weights is None:
             return self.weights()
         b, t = self.batch_size, self.num_teachers
-        a = self.alignment_weights.to(device=self.student.logits.device, dtype=self.student.logits.dtype)
+        a = self.alignment_weights.to(
+            device=self.student.logits.device, dtype=self.student.logits.dtype
+        )
         if a.dim() == 1 and a.shape[0] == t:
             return a.unsqueeze(0).expand(b, t)
         if a.shape != (b, t):
@@ -107,7 +110,7 @@ class LossContext:
             )
         return a
 
-    def select(self, rows: Tensor) -> "LossContext":
+    def select(self, rows: Tensor) -> LossContext:
         """The same context restricted to the samples ``rows`` (bool mask or indices)."""
         a = self.alignment_weights
         if a is not None and a.dim() == 2:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -23,7 +24,7 @@ from kgkd.utils.registry import Registry
 Shape = tuple[int, ...]
 
 #: Projector classes by name: ``linear``, ``conv``, ``mlp``, ``identity``.
-PROJECTORS: Registry[type["Projector"]] = Registry("projector")
+PROJECTORS: Registry[type[Projector]] = Registry("projector")
 
 
 class Projector(nn.Module):
@@ -72,12 +73,16 @@ class LinearProjector(Projector):
 class MLPProjector(Projector):
     """Flatten → Linear → GELU → Linear → reshape; more capacity than ``linear``."""
 
-    def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int], hidden: int = 256) -> None:
+    def __init__(
+        self, in_shape: Sequence[int], out_shape: Sequence[int], hidden: int = 256
+    ) -> None:
         super().__init__(in_shape, out_shape)
         if hidden < 1:
             raise ConfigError(f"mlp projector: hidden must be >= 1, got {hidden}")
         self.net = nn.Sequential(
-            nn.Linear(math.prod(self.in_shape), hidden), nn.GELU(), nn.Linear(hidden, math.prod(self.out_shape))
+            nn.Linear(math.prod(self.in_shape), hidden),
+            nn.GELU(),
+            nn.Linear(hidden, math.prod(self.out_shape)),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -121,22 +126,35 @@ class IdentityProjector(Projector):
         return x
 
 
-def build_projector(kind: str, in_shape: Sequence[int], out_shape: Sequence[int], **kwargs: Any) -> Projector:
+def build_projector(
+    kind: str, in_shape: Sequence[int], out_shape: Sequence[int], **kwargs: Any
+) -> Projector:
     """One projector by name; ``"auto"`` is ``conv`` for ``[C,H,W] → [C,H,W]``, else ``linear``."""
     if kind == "auto":
         kind = "conv" if len(in_shape) == 3 and len(out_shape) == 3 else "linear"
     cls = PROJECTORS.get(kind)
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "in_shape", "out_shape")]
+    accepted = [
+        p
+        for p in inspect.signature(cls.__init__).parameters
+        if p not in ("self", "in_shape", "out_shape")
+    ]
     for key in kwargs:
         if key not in accepted:
             close = difflib.get_close_matches(key, accepted, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"projector '{kind}' has no option '{key}'.{hint} Accepted: {', '.join(accepted) or '(none)'}")
+            raise ConfigError(
+                f"projector '{kind}' has no option '{key}'.{hint} Accepted: {', '.join(accepted) or '(none)'}"
+            )
     return cls(in_shape, out_shape, **kwargs)
 
 
 def build_projectors(
-    student_shape: Sequence[int], teacher_shapes: Sequence[Sequence[int]], kind: str = "auto", **kwargs: Any
+    student_shape: Sequence[int],
+    teacher_shapes: Sequence[Sequence[int]],
+    kind: str = "auto",
+    **kwargs: Any,
 ) -> nn.ModuleList:
     """One projector per teacher, each from ``student_shape`` to that teacher's feature shape."""
-    return nn.ModuleList(build_projector(kind, student_shape, shape, **kwargs) for shape in teacher_shapes)
+    return nn.ModuleList(
+        build_projector(kind, student_shape, shape, **kwargs) for shape in teacher_shapes
+    )

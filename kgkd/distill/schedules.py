@@ -14,13 +14,14 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from kgkd.errors import ConfigError
 from kgkd.utils.registry import Registry
 
 #: Schedule classes by name: ``constant``, ``linear``, ``cosine``.
-SCHEDULES: Registry[type["Schedule"]] = Registry("schedule")
+SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
 
 
 class Schedule:
@@ -28,7 +29,9 @@ class Schedule:
 
     def __init__(self, start: float, end: float | None = None, warmup: float = 0.0) -> None:
         if not 0.0 <= warmup < 1.0:
-            raise ConfigError(f"{type(self).__name__}: warmup is a fraction of training in [0, 1), got {warmup}")
+            raise ConfigError(
+                f"{type(self).__name__}: warmup is a fraction of training in [0, 1), got {warmup}"
+            )
         self.start = float(start)
         self.end = float(start if end is None else end)
         self.warmup = float(warmup)
@@ -75,7 +78,7 @@ class CosineSchedule(Schedule):
         return 0.5 * (1.0 - math.cos(math.pi * x))
 
 
-def build_schedule(spec: "float | int | Schedule | Mapping[str, Any]", what: str = "schedule") -> Schedule:
+def build_schedule(spec: float | Schedule | Mapping[str, Any], what: str = "schedule") -> Schedule:
     """A schedule from a number (constant), an instance, or ``{"name": ..., **options}``.
 
     ``what`` names the option for errors (e.g. ``"temperature"``).
@@ -85,18 +88,24 @@ def build_schedule(spec: "float | int | Schedule | Mapping[str, Any]", what: str
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         return ConstantSchedule(float(spec))
     if not isinstance(spec, Mapping):
-        raise ConfigError(f"{what}: expected a number or a mapping like {{name: linear, start: 4, end: 1}}, got {spec!r}")
+        raise ConfigError(
+            f"{what}: expected a number or a mapping like {{name: linear, start: 4, end: 1}}, got {spec!r}"
+        )
     options = dict(spec)
     name = options.pop("name", "constant" if "value" in options else None)
     if not isinstance(name, str):
-        raise ConfigError(f"{what}: a schedule mapping needs 'name' (one of {', '.join(SCHEDULES.names())})")
+        raise ConfigError(
+            f"{what}: a schedule mapping needs 'name' (one of {', '.join(SCHEDULES.names())})"
+        )
     cls = SCHEDULES.get(name)
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     for key in options:
         if key not in accepted:
             close = difflib.get_close_matches(key, accepted, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"{what}: schedule '{name}' has no option '{key}'.{hint} Accepted: {', '.join(accepted)}")
+            raise ConfigError(
+                f"{what}: schedule '{name}' has no option '{key}'.{hint} Accepted: {', '.join(accepted)}"
+            )
     missing = [
         p.name
         for p in inspect.signature(cls.__init__).parameters.values()

@@ -13,7 +13,7 @@ weights (NeMo-RL #2797).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -40,7 +40,9 @@ class TeacherWeighting(nn.Module):
     def __init__(self, num_teachers: int) -> None:
         super().__init__()
         if num_teachers < 1:
-            raise SignalError(f"{type(self).__name__}: need at least one teacher, got num_teachers={num_teachers}")
+            raise SignalError(
+                f"{type(self).__name__}: need at least one teacher, got num_teachers={num_teachers}"
+            )
         self.num_teachers = int(num_teachers)
 
     def check_inputs(self, domain: Tensor, teacher_logits: Sequence[Tensor]) -> None:
@@ -57,7 +59,9 @@ class UniformWeighting(TeacherWeighting):
 
     def forward(self, domain: Tensor, teacher_logits: Sequence[Tensor] = ()) -> Tensor:
         self.check_inputs(domain, teacher_logits)
-        return torch.full((domain.shape[0], self.num_teachers), 1.0 / self.num_teachers, device=domain.device)
+        return torch.full(
+            (domain.shape[0], self.num_teachers), 1.0 / self.num_teachers, device=domain.device
+        )
 
 
 class DomainTableWeighting(TeacherWeighting):
@@ -69,23 +73,35 @@ class DomainTableWeighting(TeacherWeighting):
         normalize: divide each row by its sum instead of requiring it to be 1.
     """
 
-    def __init__(self, table: Tensor, domain_names: Sequence[str] | None = None, normalize: bool = False) -> None:
+    def __init__(
+        self, table: Tensor, domain_names: Sequence[str] | None = None, normalize: bool = False
+    ) -> None:
         table = torch.as_tensor(table, dtype=torch.float32)
         if table.dim() != 2 or table.shape[0] < 1 or table.shape[1] < 1:
             raise SignalError(
                 f"teacher weight table must be 2-D [domains, teachers], got shape {list(table.shape)}"
             )
         super().__init__(table.shape[1])
-        names = list(domain_names) if domain_names is not None else [f"domain {d}" for d in range(table.shape[0])]
+        names = (
+            list(domain_names)
+            if domain_names is not None
+            else [f"domain {d}" for d in range(table.shape[0])]
+        )
         if len(names) != table.shape[0]:
-            raise SignalError(f"teacher weight table has {table.shape[0]} rows but {len(names)} domain names were given")
+            raise SignalError(
+                f"teacher weight table has {table.shape[0]} rows but {len(names)} domain names were given"
+            )
         self.domain_names = names
         for d, row in enumerate(table):
             name = names[d]
             if not torch.isfinite(row).all():
-                raise SignalError(f"teacher weight table row '{name}' holds NaN/inf: {row.tolist()}; refit or fix the weights")
+                raise SignalError(
+                    f"teacher weight table row '{name}' holds NaN/inf: {row.tolist()}; refit or fix the weights"
+                )
             if (row < 0).any():
-                raise SignalError(f"teacher weight table row '{name}' has negative weights {row.tolist()}; weights must be >= 0")
+                raise SignalError(
+                    f"teacher weight table row '{name}' has negative weights {row.tolist()}; weights must be >= 0"
+                )
             total = float(row.sum())
             if normalize and total > 0:
                 continue

@@ -18,11 +18,9 @@ from kgkd.distill.losses.weighted_sum import WeightedSum
 
 __all__ = [
     "LOSSES",
-    "DistillLoss",
-    "as_loss",
-    "build_loss",
     "CELoss",
     "CombinedLoss",
+    "DistillLoss",
     "FeatureLoss",
     "KDLoss",
     "MultiTeacherKDLoss",
@@ -30,4 +28,6 @@ __all__ = [
     "RKDLoss",
     "UncertaintyWeighting",
     "WeightedSum",
+    "as_loss",
+    "build_loss",
 ]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +20,7 @@ from kgkd.errors import ConfigError
 from kgkd.utils.registry import Registry
 
 #: Losses by name: ``LOSSES.get("kd")`` → class; build one with :func:`build_loss`.
-LOSSES: Registry[type["DistillLoss"]] = Registry("loss")
+LOSSES: Registry[type[DistillLoss]] = Registry("loss")
 
 
 class DistillLoss(nn.Module):
@@ -35,7 +36,7 @@ class DistillLoss(nn.Module):
         """Loss of each sample ``[B]``; not every loss is decomposable per sample."""
         raise NotImplementedError(f"loss '{type(self).__name__}' has no per-sample form")
 
-    def forward(self, ctx: LossContext) -> Tensor:  # noqa: D102 - documented in class
+    def forward(self, ctx: LossContext) -> Tensor:
         return self.per_sample(ctx).mean()
 
     def setup(self, ctx: LossContext) -> None:
@@ -83,7 +84,7 @@ def build_loss(name: str, **kwargs: Any) -> DistillLoss:
     return cls(**kwargs)
 
 
-def as_loss(spec: "DistillLoss | str | Mapping[str, Any]", where: str) -> DistillLoss:
+def as_loss(spec: DistillLoss | str | Mapping[str, Any], where: str) -> DistillLoss:
     """Turn a loss spec (instance, name, or ``{"name": ..., **options}``) into a loss.
 
     ``where`` names the config position for error messages (e.g. ``"weighted_sum.losses.kd"``).
@@ -96,7 +97,9 @@ def as_loss(spec: "DistillLoss | str | Mapping[str, Any]", where: str) -> Distil
         options = dict(spec)
         name = options.pop("name", None)
         if not isinstance(name, str):
-            raise ConfigError(f"{where}: a loss given as a mapping needs a 'name' key (e.g. name: kd)")
+            raise ConfigError(
+                f"{where}: a loss given as a mapping needs a 'name' key (e.g. name: kd)"
+            )
         return build_loss(name, **options)
     raise ConfigError(
         f"{where}: expected a loss name, a mapping with 'name', or a DistillLoss, got {type(spec).__name__}"

@@ -7,7 +7,8 @@ the engine can schedule it). The KD part is any per-sample loss, by default
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -30,7 +31,11 @@ class CombinedLoss(DistillLoss):
     After each call ``last_terms`` holds the batch means of ``kd`` and ``ce``.
     """
 
-    def __init__(self, kd: "str | Mapping[str, Any] | DistillLoss" = "multi_teacher_kd", label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        kd: str | Mapping[str, Any] | DistillLoss = "multi_teacher_kd",
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__()
         self.kd = as_loss(kd, "combined.kd")
         self.label_smoothing = label_smoothing
@@ -39,7 +44,9 @@ class CombinedLoss(DistillLoss):
     def per_sample(self, ctx: LossContext) -> Tensor:
         alpha = float(ctx.alpha)
         if not 0.0 <= alpha <= 1.0:
-            raise DistillError(f"combined loss: alpha must be in [0, 1], got {alpha}; check the alpha schedule")
+            raise DistillError(
+                f"combined loss: alpha must be in [0, 1], got {alpha}; check the alpha schedule"
+            )
         kd = self.kd.per_sample(ctx)
         ce, labelled = ce_per_sample(ctx, self.label_smoothing)
         self.last_terms = {

@@ -10,7 +10,8 @@ that sample (``ctx.alignment_weights`` ``[B, T]`` or ``[T]``, falling back to
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,9 @@ def parse_pairs(pairs: Sequence[Any] | str, loss: str) -> list[tuple[str, str]]:
         if isinstance(pair, str):
             student, _, teacher = pair.partition(":")
             out.append((student, teacher or student))
-        elif isinstance(pair, Sequence) and len(pair) == 2 and all(isinstance(p, str) for p in pair):
+        elif (
+            isinstance(pair, Sequence) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
+        ):
             out.append((pair[0], pair[1]))
         else:
             raise ConfigError(
@@ -88,7 +91,9 @@ class FeatureLoss(DistillLoss):
         if kind not in KINDS:
             raise ConfigError(f"feature loss: kind must be one of {KINDS}, got '{kind}'")
         self.pairs = parse_pairs(pairs, "feature loss")
-        weights = [1.0] * len(self.pairs) if layer_weights is None else [float(w) for w in layer_weights]
+        weights = (
+            [1.0] * len(self.pairs) if layer_weights is None else [float(w) for w in layer_weights]
+        )
         if len(weights) != len(self.pairs):
             raise ConfigError(
                 f"feature loss: {len(weights)} layer_weights for {len(self.pairs)} feature pairs; give one per pair"
@@ -104,7 +109,9 @@ class FeatureLoss(DistillLoss):
         ids = list(range(ctx.num_teachers)) if self.teacher_ids is None else self.teacher_ids
         for t in ids:
             if not 0 <= t < ctx.num_teachers:
-                raise DistillError(f"feature loss: teacher index {t} is out of range, the batch has {ctx.num_teachers} teachers")
+                raise DistillError(
+                    f"feature loss: teacher index {t} is out of range, the batch has {ctx.num_teachers} teachers"
+                )
         return ids
 
     @staticmethod
@@ -120,30 +127,42 @@ class FeatureLoss(DistillLoss):
                     continue
                 s = get_feature(ctx.student, s_name, "the student")
                 f = get_feature(ctx.teachers[t], t_name, f"teacher {t}")
-                proj = build_projector(self.projector_kind, s.shape[1:], f.shape[1:], **self.projector_options)
+                proj = build_projector(
+                    self.projector_kind, s.shape[1:], f.shape[1:], **self.projector_options
+                )
                 self.projectors[self.key(t, k)] = proj.to(device=s.device, dtype=s.dtype)
 
     def distance(self, student: Tensor, teacher: Tensor) -> Tensor:
         """Per-sample distance ``[B]`` between projected student and teacher features."""
         if self.kind == "mse":
             return (student.float() - teacher.float()).pow(2).flatten(1).mean(dim=1)
-        return 1.0 - F.cosine_similarity(student.float().flatten(1), teacher.float().flatten(1), dim=1)
+        return 1.0 - F.cosine_similarity(
+            student.float().flatten(1), teacher.float().flatten(1), dim=1
+        )
 
     def per_sample(self, ctx: LossContext) -> Tensor:
         teachers = self._teachers(ctx)
-        if any(self.key(t, k) not in self.projectors for t in teachers for k in range(len(self.pairs))):
-            log.warning("feature loss: building projectors lazily; call loss.setup(ctx) before creating the optimizer")
+        if any(
+            self.key(t, k) not in self.projectors for t in teachers for k in range(len(self.pairs))
+        ):
+            log.warning(
+                "feature loss: building projectors lazily; call loss.setup(ctx) before creating the optimizer"
+            )
             self.setup(ctx)
         weights = ctx.feature_weights().float()
         total = torch.zeros(ctx.batch_size, device=ctx.student.logits.device)
         for t in teachers:
             for k, (s_name, t_name) in enumerate(self.pairs):
-                projected = self.projectors[self.key(t, k)](get_feature(ctx.student, s_name, "the student"))
+                projected = self.projectors[self.key(t, k)](
+                    get_feature(ctx.student, s_name, "the student")
+                )
                 target = get_feature(ctx.teachers[t], t_name, f"teacher {t}").detach()
                 if projected.shape != target.shape:
                     raise DistillError(
                         f"feature loss: teacher {t} feature '{t_name}' has shape {list(target.shape)} but "
                         f"its projector outputs {list(projected.shape)}; the teacher's feature shape changed"
                     )
-                total = total + self.layer_weights[k] * weights[:, t] * self.distance(projected, target)
+                total = total + self.layer_weights[k] * weights[:, t] * self.distance(
+                    projected, target
+                )
         return total

@@ -41,11 +41,13 @@ def resolve_temperature(override: float | None, ctx: LossContext) -> float:
     """``override`` if given, else the context's (scheduled) temperature; must be > 0."""
     temperature = float(ctx.temperature if override is None else override)
     if not temperature > 0:
-        raise DistillError(f"distillation temperature must be > 0, got {temperature}; check the temperature schedule")
+        raise DistillError(
+            f"distillation temperature must be > 0, got {temperature}; check the temperature schedule"
+        )
     return temperature
 
 
-def label_map_for(ctx: LossContext, index: int):  # noqa: ANN201 - LabelMap | None
+def label_map_for(ctx: LossContext, index: int):
     """Teacher ``index``'s label map, or ``None`` when the context carries none."""
     if not ctx.label_maps:
         return None
@@ -66,10 +68,14 @@ class MultiTeacherKDLoss(DistillLoss):
         temperature: fixed temperature; ``None`` reads ``ctx.temperature`` (scheduled).
     """
 
-    def __init__(self, objective: Literal["mixture", "sum"] = "mixture", temperature: float | None = None) -> None:
+    def __init__(
+        self, objective: Literal["mixture", "sum"] = "mixture", temperature: float | None = None
+    ) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
-            raise ConfigError(f"multi_teacher_kd: objective must be one of {OBJECTIVES}, got '{objective}'")
+            raise ConfigError(
+                f"multi_teacher_kd: objective must be one of {OBJECTIVES}, got '{objective}'"
+            )
         self.objective = objective
         self.temperature = temperature
 
@@ -80,7 +86,9 @@ class MultiTeacherKDLoss(DistillLoss):
         num_labels = student.shape[-1]
         probs, covers = [], []
         for t, out in enumerate(ctx.teachers):
-            p, covered = teacher_probs(out.logits, num_labels, temperature, label_map_for(ctx, t), f"teacher {t}")
+            p, covered = teacher_probs(
+                out.logits, num_labels, temperature, label_map_for(ctx, t), f"teacher {t}"
+            )
             probs.append(p)
             covers.append(covered)
         if self.objective == "mixture":
@@ -91,7 +99,8 @@ class MultiTeacherKDLoss(DistillLoss):
             loss = kl_per_sample(mixture, masked_log_softmax(student, active, temperature))
         else:
             loss = sum(
-                weights[:, t] * kl_per_sample(p, masked_log_softmax(student, covers[t], temperature))
+                weights[:, t]
+                * kl_per_sample(p, masked_log_softmax(student, covers[t], temperature))
                 for t, p in enumerate(probs)
             )
         return loss * temperature**2

@@ -8,7 +8,8 @@ rows of that task only (a row subset of the context), then sums
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -22,7 +23,9 @@ def _task_id(key: Any) -> int:
     try:
         return int(key)
     except (TypeError, ValueError):
-        raise ConfigError(f"per_task: task key {key!r} is not an integer task id (use 0, 1, ...)") from None
+        raise ConfigError(
+            f"per_task: task key {key!r} is not an integer task id (use 0, 1, ...)"
+        ) from None
 
 
 @LOSSES.register("per_task")
@@ -38,7 +41,10 @@ class PerTaskLoss(DistillLoss):
     """
 
     def __init__(
-        self, losses: Mapping[Any, Any], weights: Mapping[Any, float] | None = None, default: Any = None
+        self,
+        losses: Mapping[Any, Any],
+        weights: Mapping[Any, float] | None = None,
+        default: Any = None,
     ) -> None:
         super().__init__()
         if not losses:
@@ -49,18 +55,23 @@ class PerTaskLoss(DistillLoss):
         self.task_weights = {_task_id(k): float(w) for k, w in (weights or {}).items()}
         unknown = sorted(set(self.task_weights) - {int(k) for k in self.task_losses})
         if unknown:
-            raise ConfigError(f"per_task: weights for task ids {unknown} that have no loss; tasks: {sorted(map(int, self.task_losses))}")
+            raise ConfigError(
+                f"per_task: weights for task ids {unknown} that have no loss; tasks: {sorted(map(int, self.task_losses))}"
+            )
         self.default = None if default is None else as_loss(default, "per_task.default")
         self.last_terms: dict[str, float] = {}
 
     def forward(self, ctx: LossContext) -> Tensor:
         if ctx.task is None:
-            raise DistillError("per_task loss needs LossContext.task (task id per sample) but it is None")
+            raise DistillError(
+                "per_task loss needs LossContext.task (task id per sample) but it is None"
+            )
         task = ctx.task.to(ctx.student.logits.device)
         total = zero_loss(ctx)
         terms: dict[str, float] = {}
         for tid in torch.unique(task).tolist():
-            loss = self.task_losses[str(tid)] if str(tid) in self.task_losses else self.default
+            key = str(tid)
+            loss = self.task_losses[key] if key in self.task_losses else self.default  # noqa: SIM401
             if loss is None:
                 raise DistillError(
                     f"per_task: samples of task id {tid} but losses are configured only for task ids "

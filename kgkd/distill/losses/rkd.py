@@ -17,7 +17,7 @@ angle term builds a ``[B, B, B]`` tensor: keep batches moderate (≤ 256).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -78,7 +78,9 @@ class RKDLoss(DistillLoss):
         s, t = student.float().flatten(1), teacher.detach().float().flatten(1)
         loss = s.new_zeros(())
         if self.distance_weight:
-            loss = loss + self.distance_weight * F.smooth_l1_loss(normalised_distances(s), normalised_distances(t))
+            loss = loss + self.distance_weight * F.smooth_l1_loss(
+                normalised_distances(s), normalised_distances(t)
+            )
         if self.angle_weight:
             loss = loss + self.angle_weight * F.smooth_l1_loss(triplet_angles(s), triplet_angles(t))
         return loss
@@ -92,7 +94,9 @@ class RKDLoss(DistillLoss):
         total = zero_loss(ctx)
         for t in ids:
             if not 0 <= t < ctx.num_teachers:
-                raise DistillError(f"rkd: teacher index {t} is out of range, the batch has {ctx.num_teachers} teachers")
+                raise DistillError(
+                    f"rkd: teacher index {t} is out of range, the batch has {ctx.num_teachers} teachers"
+                )
             teacher = get_feature(ctx.teachers[t], self.teacher_feature, f"teacher {t}")
             total = total + weights[t] * self.relation_loss(student, teacher)
         return total

@@ -10,7 +10,8 @@ must include ``loss.parameters()``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -36,7 +37,9 @@ class UncertaintyWeighting(DistillLoss):
         super().__init__()
         if not losses:
             raise ConfigError("uncertainty: 'losses' is empty; give at least one name: loss entry")
-        self.terms = nn.ModuleDict({name: as_loss(spec, f"uncertainty.losses.{name}") for name, spec in losses.items()})
+        self.terms = nn.ModuleDict(
+            {name: as_loss(spec, f"uncertainty.losses.{name}") for name, spec in losses.items()}
+        )
         self.log_vars = nn.Parameter(torch.full((len(self.terms),), float(init_log_var)))
         self.last_terms: dict[str, float] = {}
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -23,7 +24,9 @@ class WeightedSum(DistillLoss):
     ``"total"`` to the weighted sum.
     """
 
-    def __init__(self, losses: Mapping[str, Any], weights: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self, losses: Mapping[str, Any], weights: Mapping[str, float] | None = None
+    ) -> None:
         super().__init__()
         if not losses:
             raise ConfigError("weighted_sum: 'losses' is empty; give at least one name: loss entry")
@@ -33,7 +36,9 @@ class WeightedSum(DistillLoss):
             raise ConfigError(
                 f"weighted_sum: weights given for unknown term(s) {unknown}; the terms are {sorted(losses)}"
             )
-        self.terms = nn.ModuleDict({name: as_loss(spec, f"weighted_sum.losses.{name}") for name, spec in losses.items()})
+        self.terms = nn.ModuleDict(
+            {name: as_loss(spec, f"weighted_sum.losses.{name}") for name, spec in losses.items()}
+        )
         self.weights = {name: float(weights.get(name, 1.0)) for name in losses}
         self.last_terms: dict[str, float] = {}
 
@@ -43,7 +48,9 @@ class WeightedSum(DistillLoss):
         for name, loss in self.terms.items():
             value = loss(ctx)
             terms[name] = as_float(value)
-            total = self.weights[name] * value if total is None else total + self.weights[name] * value
+            total = (
+                self.weights[name] * value if total is None else total + self.weights[name] * value
+            )
         terms["total"] = as_float(total)
         self.last_terms = terms
         return total
