@@ -50,6 +50,7 @@ class TeacherTrainResult:
     path: Path
     val_accuracy: float
     train_time_s: float
+    train_cpu_s: float
     train_size: int
     epochs: int
     trainable_parameters: int
@@ -169,14 +170,15 @@ def train_teacher(
     train = load_domain(domain, "train", limit=limit, seed=seed)
     val = load_domain(domain, "val", limit=limit, seed=seed)
     trainer = _train_text if spec.modality == "text" else _train_image
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     save, model, val_acc, settings = trainer(
         train, val, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, show_progress=show_progress,
         max_length=max_length, trainable_layers=trainable_layers, desc=name,
     )  # fmt: skip
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     result = TeacherTrainResult(
         name=name, domain=domain, path=folder, val_accuracy=val_acc, train_time_s=round(elapsed, 2),
+        train_cpu_s=round(cpu, 2),
         train_size=len(train), epochs=epochs,
         trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         total_parameters=sum(p.numel() for p in model.parameters()),

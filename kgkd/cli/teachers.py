@@ -1,0 +1,100 @@
+"""``kgkd teachers``: train, list and evaluate the per-domain teachers.
+
+* ``kgkd teachers train --domain NAME [--epochs N --max-length L --trainable-layers K --limit N --out DIR]``
+  — fine-tune MiniLM (text) or train a DigitCNN (images); saves ``teacher_<NAME>``.
+* ``kgkd teachers list`` — every teacher name kgkd can resolve and whether it is ready.
+* ``kgkd teachers eval --teacher teacher_amazon [--domain NAME --split val --limit N]`` — accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _train(args: argparse.Namespace) -> int:
+    from kgkd.models.training import train_teacher
+
+    result = train_teacher(
+        args.domain, epochs=args.epochs, max_length=args.max_length, trainable_layers=args.trainable_layers,
+        limit=args.limit, out=args.out, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
+        show_progress=not args.no_progress,
+    )  # fmt: skip
+    print(f"{result.name}: val accuracy {result.val_accuracy:.4f}, trained {result.train_size} samples x "
+          f"{result.epochs} epochs in {result.train_time_s:.1f}s -> {result.path}")  # fmt: skip
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from kgkd.data import list_domains
+    from kgkd.models.ccexam import CCEXAM_NETS
+    from kgkd.models.loading import META_NAME, teacher_dir, train_command
+
+    domains = list(dict.fromkeys([*list_domains(), *CCEXAM_NETS]))
+    for domain in domains:
+        name = f"teacher_{domain}"
+        folder = teacher_dir(name, args.root)
+        meta_file = folder / META_NAME
+        if meta_file.is_file():
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            status = f"trained ({meta.get('kind')}, val acc {meta.get('val_accuracy', float('nan')):.4f}) {folder}"
+        elif domain in CCEXAM_NETS:
+            status = f"pretrained (ccexam {domain} net)"
+        else:
+            status = f"missing — run `{train_command(domain)}`"
+        print(f"{name:24s} {status}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from kgkd.data import ImageCollator, TextCollator, load_domain, load_minilm_tokenizer
+    from kgkd.models.loading import load_teacher
+    from kgkd.models.training import evaluate_accuracy
+
+    teacher = load_teacher(args.teacher, args.root)
+    domain = args.domain or args.teacher.removeprefix("teacher_")
+    dataset = load_domain(domain, args.split, limit=args.limit)
+    collate = (TextCollator(load_minilm_tokenizer(), args.max_length) if teacher.modality == "text"
+               else ImageCollator(size=28))  # fmt: skip
+    with torch.inference_mode():
+        acc = evaluate_accuracy(teacher, DataLoader(dataset, batch_size=64, collate_fn=collate))
+    print(f"{args.teacher} on {domain}/{args.split} ({len(dataset)} samples): accuracy {acc:.4f}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``teachers`` command group."""
+    parser = subparsers.add_parser("teachers", help="train, list and evaluate the per-domain teachers")
+    sub = parser.add_subparsers(dest="teachers_command", metavar="ACTION", required=True)
+
+    train = sub.add_parser("train", help="train teacher_<domain> (MiniLM fine-tune for text, DigitCNN for images)")
+    train.add_argument("--domain", required=True, help="domain to train on (see `kgkd data list`)")
+    train.add_argument("--epochs", type=int, default=None, help="passes over the train split (default 2 text, 3 image)")
+    train.add_argument("--max-length", type=int, default=64, help="token limit for text (default 64)")
+    train.add_argument("--trainable-layers", type=int, default=2,
+                       help="unfrozen top MiniLM layers, plus pooler and head (default 2)")  # fmt: skip
+    train.add_argument("--limit", type=int, default=None, help="train/validate on a stratified subset of this size")
+    train.add_argument("--out", type=Path, default=None,
+                       help="checkpoint folder (default <cache>/teachers/teacher_<domain>)")  # fmt: skip
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--batch-size", type=int, default=32, help="training batch size (default 32)")
+    train.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-4 text, 1e-3 image)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=_train)
+
+    lst = sub.add_parser("list", help="list teacher names and whether each is trained/pretrained/missing")
+    lst.add_argument("--root", type=Path, default=None, help="teacher checkpoint folder (default <cache>/teachers)")
+    lst.set_defaults(func=_list)
+
+    ev = sub.add_parser("eval", help="accuracy of a teacher on a domain split")
+    ev.add_argument("--teacher", required=True, help="teacher name, e.g. teacher_amazon")
+    ev.add_argument("--domain", default=None, help="domain to evaluate on (default: the teacher's own)")
+    ev.add_argument("--split", choices=["train", "val", "test"], default="val", help="split (default val)")
+    ev.add_argument("--limit", type=int, default=None, help="stratified subset of this size")
+    ev.add_argument("--max-length", type=int, default=64, help="token limit for text (default 64)")
+    ev.add_argument("--root", type=Path, default=None, help="teacher checkpoint folder (default <cache>/teachers)")
+    ev.set_defaults(func=_eval)
