@@ -159,20 +159,22 @@ def draw_graph(kg: KnowledgeGraph, path: str | Path, title: str | None = None, d
             captions[n] = f"{captions[n]}\n{extra}"
     nx.draw_networkx_labels(g, pos, labels=captions, font_size=7, ax=ax)
     relations = sorted({rel for _, _, rel in g.edges(keys=True)})
-    for u, v, rel, attrs in g.edges(keys=True, data=True):
-        rad = _curvature(pos, u, v, rel)
+    groups: dict[tuple[str, float], list[tuple[str, str]]] = defaultdict(list)
+    for u, v, rel in g.edges(keys=True):
+        groups[(rel, round(_curvature(pos, u, v, rel), 3))].append((u, v))
+    for (rel, rad), edgelist in sorted(groups.items()):
         faint = rel in FAINT_RELATIONS
-        conn = f"arc3,rad={rad:.3f}"
+        conn = f"arc3,rad={rad}"
         nx.draw_networkx_edges(
-            g, pos, edgelist=[(u, v)], edge_color=EDGE_COLOURS.get(rel, "#AAAAAA"),
+            g, pos, edgelist=edgelist, edge_color=EDGE_COLOURS.get(rel, "#AAAAAA"),
             style="dashed" if rel in DASHED_RELATIONS else "solid", width=0.7 if faint else 1.5,
             alpha=0.35 if faint else 0.95, arrows=True, arrowsize=10 if faint else 13, node_size=NODE_SIZE,
             connectionstyle=conn, ax=ax,
         )
         if rel in WEIGHTED_DRAWN:
             nx.draw_networkx_edge_labels(
-                g, pos, edge_labels={(u, v): f"{attrs['weight']:.2g}"}, font_size=7.5,
-                font_color=EDGE_COLOURS[rel], connectionstyle=conn, ax=ax,
+                g, pos, edge_labels={(u, v): f"{g.edges[u, v, rel]['weight']:.2g}" for u, v in edgelist},
+                font_size=7.5, font_color=EDGE_COLOURS[rel], connectionstyle=conn, ax=ax,
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.9},
             )
     handles = [Patch(facecolor=NODE_COLOURS[k], edgecolor="#333333", label=k.replace("_", " ")) for k in kinds]
