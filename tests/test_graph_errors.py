@@ -41,7 +41,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    import rdflib.plugins.sparql.evaluate as evaluate
+    from rdflib.plugins.sparql import evaluate
 
     monkeypatch.setattr(evaluate, "urlopen", refuse)
     return attempts

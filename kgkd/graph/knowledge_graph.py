@@ -14,8 +14,9 @@ label maps (:mod:`.labelmap`) and the networkx / PyG views (:mod:`.nx_view`,
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import networkx as nx
 from rdflib import Graph, URIRef
@@ -23,14 +24,28 @@ from rdflib.term import Node as RDFNode
 
 from kgkd.errors import GraphError
 from kgkd.graph import vocab as V
+from kgkd.graph.index_maps import IndexMaps
 from kgkd.graph.labelmap import build_label_map
 from kgkd.graph.loading import parse_text, read_file
-from kgkd.graph.nodes import DomainNode, LabelNode, LabelSetNode, Node, StudentNode, TaskNode, TeacherNode
+from kgkd.graph.nodes import (
+    DomainNode,
+    LabelNode,
+    LabelSetNode,
+    Node,
+    StudentNode,
+    TaskNode,
+    TeacherNode,
+)
 from kgkd.graph.nx_view import from_networkx, to_networkx
-from kgkd.graph.index_maps import IndexMaps
 from kgkd.graph.query import QueryResult, run_query
 from kgkd.graph.reader import (
-    read_domain, read_label, read_label_set, read_student, read_task, read_teacher, typed_nodes,
+    read_domain,
+    read_label,
+    read_label_set,
+    read_student,
+    read_task,
+    read_teacher,
+    typed_nodes,
 )
 from kgkd.graph.security import check_imports
 from kgkd.graph.validation import validate_graph
@@ -54,7 +69,7 @@ class KnowledgeGraph:
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_file(cls, path: str | Path, format: str | None = None, *, resolve_imports: bool = False) -> "KnowledgeGraph":
+    def from_file(cls, path: str | Path, format: str | None = None, *, resolve_imports: bool = False) -> KnowledgeGraph:
         """Load a local RDF file in any format rdflib reads (format guessed from the extension).
 
         ``owl:imports`` are never followed (a warning is logged); ``resolve_imports=True``
@@ -66,19 +81,19 @@ class KnowledgeGraph:
 
     @classmethod
     def from_string(cls, text: str, format: str = "turtle", *, source: str = "<string>",
-                    resolve_imports: bool = False) -> "KnowledgeGraph":
+                    resolve_imports: bool = False) -> KnowledgeGraph:
         """Parse RDF text (Turtle by default)."""
         graph = parse_text(text, format, source)
         check_imports(graph, source, resolve_imports)
         return cls(graph, source)
 
     @classmethod
-    def from_networkx(cls, g: nx.Graph, base: str = str(V.KGKD_DATA)) -> "KnowledgeGraph":
+    def from_networkx(cls, g: nx.Graph, base: str = str(V.KGKD_DATA)) -> KnowledgeGraph:
         """Build a graph from a networkx graph shaped like :meth:`to_networkx` returns."""
         return cls(from_networkx(g, base), "<networkx>")
 
     # --- validation ---------------------------------------------------------------------
-    def validate(self) -> "KnowledgeGraph":
+    def validate(self) -> KnowledgeGraph:
         """Check structural rules and the shipped SHACL shapes; raise GraphValidationError.
 
         Returns ``self`` so that ``KnowledgeGraph.from_file(p).validate()`` chains.
@@ -149,14 +164,14 @@ class KnowledgeGraph:
         """Nodes keyed by name with ``type``/``label``/literals; edges with ``relation``/``weight``."""
         return to_networkx(self.graph)
 
-    def to_pyg(self) -> tuple["HeteroData", IndexMaps]:
+    def to_pyg(self) -> tuple[HeteroData, IndexMaps]:
         """``(HeteroData, IndexMaps)`` with forward and ``rev_`` edge types and ``edge_weight``."""
         from kgkd.graph.pyg_view import to_pyg
 
         return to_pyg(self.to_networkx())
 
     # --- editing and saving -------------------------------------------------------------
-    def add_statements(self, triples: Iterable[Triple]) -> "KnowledgeGraph":
+    def add_statements(self, triples: Iterable[Triple]) -> KnowledgeGraph:
         """Add RDF triples (rdflib terms); call :meth:`validate` afterwards."""
         for triple in triples:
             if len(triple) != 3:
@@ -167,7 +182,7 @@ class KnowledgeGraph:
     #: Alias used in ARCHITECTURE.md.
     add_triples = add_statements
 
-    def merge(self, other: "KnowledgeGraph") -> "KnowledgeGraph":
+    def merge(self, other: KnowledgeGraph) -> KnowledgeGraph:
         """Add every triple of ``other`` (e.g. a locally downloaded import)."""
         return self.add_statements(other.graph)
 

@@ -52,7 +52,7 @@ def _error_line(exc: BaseException) -> int | None:
 
 def _error_reason(exc: BaseException) -> str:
     if isinstance(exc, BadSyntax):
-        return exc._why  # noqa: SLF001 - rdflib keeps the bare reason only there
+        return exc._why
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 

@@ -142,4 +142,4 @@ def from_networkx(g: nx.Graph, base: str | Namespace = V.KGKD_DATA) -> Graph:
     return graph
 
 
-__all__ = ["to_networkx", "from_networkx", "node_type_of"]
+__all__ = ["from_networkx", "node_type_of", "to_networkx"]

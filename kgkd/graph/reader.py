@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import RDF, RDFS, XSD
 
 from kgkd.graph import vocab as V
-from kgkd.graph.nodes import DomainNode, LabelNode, LabelSetNode, Node, StudentNode, TaskNode, TeacherNode
+from kgkd.graph.nodes import (
+    DomainNode,
+    LabelNode,
+    LabelSetNode,
+    Node,
+    StudentNode,
+    TaskNode,
+    TeacherNode,
+)
 
 _NUMERIC = {XSD.integer, XSD.int, XSD.long, XSD.short, XSD.decimal, XSD.double, XSD.float,
             XSD.nonNegativeInteger, XSD.positiveInteger, XSD.boolean}

@@ -48,10 +48,11 @@ def check_not_empty(graph: Graph) -> list[str]:
     if len(graph) == 0:
         return ["the graph is empty (no triples); add domains and teachers, e.g. `:imdb a kgkd:Domain`"]
     if not any(next(graph.subjects(RDF.type, cls), None) is not None for cls in V.NODE_TYPES):
-        return [
+        message = (
             "the graph holds no kgkd nodes (nothing typed kgkd:Domain, kgkd:Teacher, kgkd:Label ...); "
             f"type your nodes, e.g. `:imdb a kgkd:Domain`, with prefix kgkd: <{V.KGKD}>"
-        ]
+        )
+        return [message]
     return []
 
 
