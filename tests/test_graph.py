@@ -9,7 +9,15 @@ from kgkd.errors import GraphError, LabelMapError
 from kgkd.graph import KnowledgeGraph
 from kgkd.paths import graphs_dir
 
-SENTIMENT_DOMAINS = ["amazon", "imdb", "movie_reviews", "nyt_editorials", "product_reviews", "tweets", "yelp"]
+SENTIMENT_DOMAINS = [
+    "amazon",
+    "imdb",
+    "movie_reviews",
+    "nyt_editorials",
+    "product_reviews",
+    "tweets",
+    "yelp",
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +53,17 @@ def test_sentiment_accessors_match_data_names(sentiment: KnowledgeGraph) -> None
 
 
 def test_digits_attributes(digits: KnowledgeGraph) -> None:
-    res = {d.name: (d.attributes["resolution"], d.attributes["channels"], d.attributes["isPhoto"]) for d in digits.domains()}
-    assert res == {"mnist": (28, 1, 0), "usps": (16, 1, 0), "svhn": (32, 3, 1), "uci_digits": (8, 1, 0),
-                   "fashion_mnist": (28, 1, 0)}
+    res = {
+        d.name: (d.attributes["resolution"], d.attributes["channels"], d.attributes["isPhoto"])
+        for d in digits.domains()
+    }
+    assert res == {
+        "mnist": (28, 1, 0),
+        "usps": (16, 1, 0),
+        "svhn": (32, 3, 1),
+        "uci_digits": (8, 1, 0),
+        "fashion_mnist": (28, 1, 0),
+    }
     assert digits.teacher("teacher_fashion").label_set == "clothing10"
     assert digits.teacher("teacher_svhn").architecture == "ccexam:svhn"
     sets = {s.name: s.labels for s in digits.label_sets()}
@@ -57,7 +73,9 @@ def test_digits_attributes(digits: KnowledgeGraph) -> None:
 
 
 def test_unknown_name_suggests(sentiment: KnowledgeGraph) -> None:
-    with pytest.raises(GraphError, match=r"no teacher named 'teacher_imbd'.*Did you mean 'teacher_imdb'"):
+    with pytest.raises(
+        GraphError, match=r"no teacher named 'teacher_imbd'.*Did you mean 'teacher_imdb'"
+    ):
         sentiment.teacher("teacher_imbd")
 
 
@@ -66,7 +84,10 @@ def test_sparql_select_and_ask(sentiment: KnowledgeGraph) -> None:
         "SELECT ?name ?w WHERE { :imdb kgkd:similarTo [ kgkd:target ?t ; kgkd:weight ?w ] . "
         "BIND(STRAFTER(STR(?t), '#') AS ?name) } ORDER BY DESC(?w)"
     )
-    assert rows == [{"name": "movie_reviews", "w": pytest.approx(0.8)}, {"name": "yelp", "w": pytest.approx(0.5)}]
+    assert rows == [
+        {"name": "movie_reviews", "w": pytest.approx(0.8)},
+        {"name": "yelp", "w": pytest.approx(0.5)},
+    ]
     assert sentiment.query("ASK { ?t kgkd:trainedOn :tweets }") is True
     assert sentiment.query("ASK { ?t kgkd:trainedOn :yelp }") is False
 
@@ -92,7 +113,9 @@ def test_label_map_into_amalgamated_space(digits: KnowledgeGraph) -> None:
 
 
 def test_label_map_unresolvable_names_labels(digits: KnowledgeGraph) -> None:
-    with pytest.raises(LabelMapError, match=r"teacher_fashion.*'digits10'.*unmapped labels: t_shirt, trouser"):
+    with pytest.raises(
+        LabelMapError, match=r"teacher_fashion.*'digits10'.*unmapped labels: t_shirt, trouser"
+    ):
         digits.label_map("teacher_fashion", "digits10")
 
 

@@ -26,7 +26,9 @@ def test_validate_reports_error_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert err.startswith("kgkd: error: ") and f"{bad}:4: malformed turtle" in err
 
 
-def test_show_prints_summary_and_writes_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_prints_summary_and_writes_png(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "pics" / "sentiment.png"
     assert main(["graph", "show", SENTIMENT, "--out", str(out)]) == 0
     text = capsys.readouterr().out
@@ -46,13 +48,24 @@ def test_query_table_and_ask(capsys: pytest.CaptureFixture[str]) -> None:
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["d", "r"]
     assert [line.split() for line in lines[2:]] == [
-        [":uci_digits", "8"], [":usps", "16"], [":fashion_mnist", "28"], [":mnist", "28"], [":svhn", "32"],
+        [":uci_digits", "8"],
+        [":usps", "16"],
+        [":fashion_mnist", "28"],
+        [":mnist", "28"],
+        [":svhn", "32"],
     ]
     assert main(["graph", "query", DIGITS, "ASK { :svhn kgkd:isPhoto true }"]) == 0
     assert capsys.readouterr().out.strip() == "true"
 
 
 def test_query_service_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["graph", "query", SENTIMENT, "SELECT * WHERE { SERVICE <http://example.org/sparql> { ?s ?p ?o } }"])
+    code = main(
+        [
+            "graph",
+            "query",
+            SENTIMENT,
+            "SELECT * WHERE { SERVICE <http://example.org/sparql> { ?s ?p ?o } }",
+        ]
+    )
     assert code == 2
     assert "refusing SPARQL query with a SERVICE clause" in capsys.readouterr().err

@@ -21,7 +21,9 @@ def test_networkx_view_nodes_and_edges(kg: KnowledgeGraph) -> None:
     g = kg.to_networkx()
     assert isinstance(g, nx.MultiDiGraph)
     counts = kg.summary()
-    assert g.number_of_nodes() == sum(counts[k] for k in ("domains", "tasks", "labels", "label_sets", "teachers"))
+    assert g.number_of_nodes() == sum(
+        counts[k] for k in ("domains", "tasks", "labels", "label_sets", "teachers")
+    )
     assert g.number_of_edges() == counts["relations"]
     for _, attrs in g.nodes(data=True):
         assert {"type", "name", "label", "description", "iri"} <= set(attrs)
@@ -35,7 +37,9 @@ def test_similarity_weight_in_networkx() -> None:
     g = KnowledgeGraph.from_file(graphs_dir() / "sentiment.ttl").to_networkx()
     assert g.edges["imdb", "movie_reviews", "similarTo"]["weight"] == pytest.approx(0.8)
     assert g.edges["teacher_imdb", "imdb", "trainedOn"]["weight"] == 1.0
-    assert g.nodes["imdb"]["avgLength"] == pytest.approx(14.3) and g.nodes["imdb"]["isReview"] is True
+    assert (
+        g.nodes["imdb"]["avgLength"] == pytest.approx(14.3) and g.nodes["imdb"]["isReview"] is True
+    )
 
 
 def test_rdf_networkx_rdf_round_trip(kg: KnowledgeGraph) -> None:
@@ -50,7 +54,9 @@ def test_rdf_networkx_rdf_round_trip(kg: KnowledgeGraph) -> None:
     for n, attrs in g.nodes(data=True):
         assert g2.nodes[n].keys() == attrs.keys()
         for key, value in attrs.items():
-            assert g2.nodes[n][key] == (pytest.approx(value) if isinstance(value, float) else value), (n, key)
+            assert g2.nodes[n][key] == (
+                pytest.approx(value) if isinstance(value, float) else value
+            ), (n, key)
     assert back.domains() == kg.domains()
     assert back.teachers() == kg.teachers()
     assert back.label_sets() == kg.label_sets()
@@ -71,7 +77,10 @@ def test_pyg_view_counts_and_reverse_edges(kg: KnowledgeGraph) -> None:
         assert torch.equal(fwd.edge_index.flip(0), rev.edge_index)
         assert fwd.edge_weight.shape == (fwd.edge_index.shape[1],)
         assert torch.equal(fwd.edge_weight, rev.edge_weight)
-        assert int(fwd.edge_index[0].max()) < data[src].num_nodes and int(fwd.edge_index[1].max()) < data[dst].num_nodes
+        assert (
+            int(fwd.edge_index[0].max()) < data[src].num_nodes
+            and int(fwd.edge_index[1].max()) < data[dst].num_nodes
+        )
     data.validate(raise_on_error=True)
 
 
@@ -79,7 +88,10 @@ def test_pyg_index_maps_point_at_right_edges() -> None:
     kg = KnowledgeGraph.from_file(graphs_dir() / "sentiment.ttl")
     data, maps = kg.to_pyg()
     et = ("teacher", "trainedOn", "domain")
-    pairs = {(maps.name_of("teacher", int(s)), maps.name_of("domain", int(d))) for s, d in data[et].edge_index.t()}
+    pairs = {
+        (maps.name_of("teacher", int(s)), maps.name_of("domain", int(d)))
+        for s, d in data[et].edge_index.t()
+    }
     assert pairs == {(t.name, t.trained_on[0]) for t in kg.teachers()}
     sim = data["domain", "similarTo", "domain"]
     i, j = maps.index_of("domain", "imdb"), maps.index_of("domain", "movie_reviews")
@@ -112,7 +124,9 @@ def test_pyg_view_runs_through_a_hetero_gnn() -> None:
 def test_from_networkx_errors() -> None:
     g = nx.MultiDiGraph()
     g.add_node("x")
-    with pytest.raises(GraphValidationError, match=r"networkx node 'x' has type None; set g.nodes\['x'\]\['type'\]"):
+    with pytest.raises(
+        GraphValidationError, match=r"networkx node 'x' has type None; set g.nodes\['x'\]\['type'\]"
+    ):
         KnowledgeGraph.from_networkx(g)
     g = nx.MultiDiGraph()
     g.add_node("a", type="domain", modality="text")

@@ -35,8 +35,10 @@ def _compact(kg: KnowledgeGraph, value: Any) -> Any:
 def _validate(args: argparse.Namespace) -> int:
     kg = KnowledgeGraph.from_file(args.file, format=args.format).validate()
     counts = kg.summary()
-    print(f"{args.file}: valid ({counts['domains']} domains, {counts['teachers']} teachers, "
-          f"{counts['labels']} labels, {counts['relations']} relations, {counts['triples']} triples)")
+    print(
+        f"{args.file}: valid ({counts['domains']} domains, {counts['teachers']} teachers, "
+        f"{counts['labels']} labels, {counts['relations']} relations, {counts['triples']} triples)"
+    )
     return 0
 
 
@@ -47,12 +49,27 @@ def _show(args: argparse.Namespace) -> int:
     counts = kg.summary()
     print(format_table([{"kind": k, "count": v} for k, v in counts.items() if v]))
     print()
-    rows = [{"domain": d.name, "modality": d.modality, "task": d.task, "label set": d.label_set,
-             "description": d.description} for d in kg.domains()]
+    rows = [
+        {
+            "domain": d.name,
+            "modality": d.modality,
+            "task": d.task,
+            "label set": d.label_set,
+            "description": d.description,
+        }
+        for d in kg.domains()
+    ]
     print(format_table(rows))
     print()
-    rows = [{"teacher": t.name, "architecture": t.architecture, "trained on": ", ".join(t.trained_on),
-             "predicts": t.label_set} for t in kg.teachers()]
+    rows = [
+        {
+            "teacher": t.name,
+            "architecture": t.architecture,
+            "trained on": ", ".join(t.trained_on),
+            "predicts": t.label_set,
+        }
+        for t in kg.teachers()
+    ]
     print(format_table(rows))
     if args.out:
         from kgkd.graph.draw import draw_graph
@@ -74,22 +91,33 @@ def _query(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``kgkd graph {validate,show,query}``."""
-    parser = subparsers.add_parser("graph", help="validate, inspect, draw and query knowledge graphs",
-                                   description="Work with kgkd knowledge-graph files (Turtle or any RDF format).")
+    parser = subparsers.add_parser(
+        "graph",
+        help="validate, inspect, draw and query knowledge graphs",
+        description="Work with kgkd knowledge-graph files (Turtle or any RDF format).",
+    )
     sub = parser.add_subparsers(dest="graph_command", metavar="ACTION", required=True)
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("file", help="graph file (.ttl, .nt, .rdf, .jsonld ...)")
-        p.add_argument("--format", default=None, help="RDF format when the extension does not tell (e.g. turtle)")
+        p.add_argument(
+            "--format",
+            default=None,
+            help="RDF format when the extension does not tell (e.g. turtle)",
+        )
         return p
 
     p = add("validate", "check a graph against the kgkd SHACL shapes and structural rules")
     p.set_defaults(func=_validate)
     p = add("show", "print a summary of a graph and optionally draw it as a PNG")
     p.add_argument("--out", default=None, help="write a picture of the graph to this PNG file")
-    p.add_argument("--no-validate", action="store_true", help="show the graph without validating it first")
+    p.add_argument(
+        "--no-validate", action="store_true", help="show the graph without validating it first"
+    )
     p.set_defaults(func=_show)
-    p = add("query", "run a SPARQL SELECT/ASK query (prefixes kgkd:, rdfs:, xsd: ... are pre-bound)")
+    p = add(
+        "query", "run a SPARQL SELECT/ASK query (prefixes kgkd:, rdfs:, xsd: ... are pre-bound)"
+    )
     p.add_argument("sparql", help="the SPARQL query text")
     p.set_defaults(func=_query)

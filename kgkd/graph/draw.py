@@ -23,8 +23,15 @@ NODE_COLOURS: dict[str, str] = {
     "dataset": "#999999",
 }
 #: Row (y position) per node type.
-ROWS: dict[str, float] = {"teacher": 3.4, "student": 3.4, "domain": 2.0, "dataset": 2.0, "task": 0.8,
-                          "label_set": -0.2, "label": -1.2}
+ROWS: dict[str, float] = {
+    "teacher": 3.4,
+    "student": 3.4,
+    "domain": 2.0,
+    "dataset": 2.0,
+    "task": 0.8,
+    "label_set": -0.2,
+    "label": -1.2,
+}
 #: Edge colour per relation; others are grey.
 EDGE_COLOURS: dict[str, str] = {
     "trainedOn": "#D55E00",
@@ -42,7 +49,12 @@ FAINT_RELATIONS = frozenset({"hasTask", "hasLabelSet", "inLabelSet"})
 DASHED_RELATIONS = frozenset({"sameSource", "sharesModality", "equivalentLabel"})
 WEIGHTED_DRAWN = frozenset({"similarTo"})
 #: Bend of same-row links per relation, so parallel links between two domains stay apart.
-ROW_BEND: dict[str, float] = {"similarTo": 0.45, "sharesGenre": -0.3, "sameSource": 0.75, "subDomainOf": -0.6}
+ROW_BEND: dict[str, float] = {
+    "similarTo": 0.45,
+    "sharesGenre": -0.3,
+    "sameSource": 0.75,
+    "subDomainOf": -0.6,
+}
 NODE_SIZE = 2300
 #: Labels are hidden (summarised on their label set) above this many.
 MAX_LABELS_SHOWN = 12
@@ -58,7 +70,9 @@ def _domain_order(g: nx.MultiDiGraph, domains: list[str]) -> list[str]:
     h.add_nodes_from(domains)
     for u, v, w in g.edges(data="weight"):
         if u in h and v in h and u != v:
-            h.add_edge(u, v, weight=h.get_edge_data(u, v, {"weight": 0.0})["weight"] + float(w or 1.0))
+            h.add_edge(
+                u, v, weight=h.get_edge_data(u, v, {"weight": 0.0})["weight"] + float(w or 1.0)
+            )
     order: list[str] = []
     for comp in sorted(nx.connected_components(h), key=lambda c: (-len(c), min(c))):
         nodes = sorted(comp)
@@ -134,7 +148,9 @@ def _collapse_labels(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
     return h
 
 
-def draw_graph(kg: KnowledgeGraph, path: str | Path, title: str | None = None, dpi: int = 130) -> Path:
+def draw_graph(
+    kg: KnowledgeGraph, path: str | Path, title: str | None = None, dpi: int = 130
+) -> Path:
     """Render ``kg`` to a PNG at ``path`` (written atomically) and return the path."""
     import matplotlib
 
@@ -151,8 +167,16 @@ def draw_graph(kg: KnowledgeGraph, path: str | Path, title: str | None = None, d
     kinds = [kind for kind in NODE_COLOURS if any(t == kind for _, t in g.nodes(data="type"))]
     for kind in kinds:
         nodes = [n for n, t in g.nodes(data="type") if t == kind]
-        nx.draw_networkx_nodes(g, pos, nodelist=nodes, node_color=NODE_COLOURS[kind], node_size=NODE_SIZE,
-                               edgecolors="#333333", linewidths=0.8, ax=ax)
+        nx.draw_networkx_nodes(
+            g,
+            pos,
+            nodelist=nodes,
+            node_color=NODE_COLOURS[kind],
+            node_size=NODE_SIZE,
+            edgecolors="#333333",
+            linewidths=0.8,
+            ax=ax,
+        )
     captions = {n: _wrap(n) for n in g.nodes}
     for n, extra in g.nodes(data="caption_extra"):
         if extra:
@@ -166,22 +190,48 @@ def draw_graph(kg: KnowledgeGraph, path: str | Path, title: str | None = None, d
         faint = rel in FAINT_RELATIONS
         conn = f"arc3,rad={rad}"
         nx.draw_networkx_edges(
-            g, pos, edgelist=edgelist, edge_color=EDGE_COLOURS.get(rel, "#AAAAAA"),
-            style="dashed" if rel in DASHED_RELATIONS else "solid", width=0.7 if faint else 1.5,
-            alpha=0.35 if faint else 0.95, arrows=True, arrowsize=10 if faint else 13, node_size=NODE_SIZE,
-            connectionstyle=conn, ax=ax,
+            g,
+            pos,
+            edgelist=edgelist,
+            edge_color=EDGE_COLOURS.get(rel, "#AAAAAA"),
+            style="dashed" if rel in DASHED_RELATIONS else "solid",
+            width=0.7 if faint else 1.5,
+            alpha=0.35 if faint else 0.95,
+            arrows=True,
+            arrowsize=10 if faint else 13,
+            node_size=NODE_SIZE,
+            connectionstyle=conn,
+            ax=ax,
         )
         if rel in WEIGHTED_DRAWN:
             nx.draw_networkx_edge_labels(
-                g, pos, edge_labels={(u, v): f"{g.edges[u, v, rel]['weight']:.2g}" for u, v in edgelist},
-                font_size=7.5, font_color=EDGE_COLOURS[rel], connectionstyle=conn, ax=ax,
+                g,
+                pos,
+                edge_labels={(u, v): f"{g.edges[u, v, rel]['weight']:.2g}" for u, v in edgelist},
+                font_size=7.5,
+                font_color=EDGE_COLOURS[rel],
+                connectionstyle=conn,
+                ax=ax,
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.9},
             )
-    handles = [Patch(facecolor=NODE_COLOURS[k], edgecolor="#333333", label=k.replace("_", " ")) for k in kinds]
-    handles += [Line2D([0], [0], color=EDGE_COLOURS.get(r, "#AAAAAA"), lw=2,
-                       ls="--" if r in DASHED_RELATIONS else "-",
-                       label=r + (" (weight)" if r == "similarTo" else "")) for r in relations]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    handles = [
+        Patch(facecolor=NODE_COLOURS[k], edgecolor="#333333", label=k.replace("_", " "))
+        for k in kinds
+    ]
+    handles += [
+        Line2D(
+            [0],
+            [0],
+            color=EDGE_COLOURS.get(r, "#AAAAAA"),
+            lw=2,
+            ls="--" if r in DASHED_RELATIONS else "-",
+            label=r + (" (weight)" if r == "similarTo" else ""),
+        )
+        for r in relations
+    ]
+    ax.legend(
+        handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False
+    )
     ax.set_title(title or Path(kg.source).name, fontsize=11)
     ax.set_axis_off()
     ax.margins(x=0.06, y=0.12)

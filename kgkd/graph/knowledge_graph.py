@@ -69,7 +69,9 @@ class KnowledgeGraph:
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_file(cls, path: str | Path, format: str | None = None, *, resolve_imports: bool = False) -> KnowledgeGraph:
+    def from_file(
+        cls, path: str | Path, format: str | None = None, *, resolve_imports: bool = False
+    ) -> KnowledgeGraph:
         """Load a local RDF file in any format rdflib reads (format guessed from the extension).
 
         ``owl:imports`` are never followed (a warning is logged); ``resolve_imports=True``
@@ -80,8 +82,14 @@ class KnowledgeGraph:
         return cls(graph, str(path))
 
     @classmethod
-    def from_string(cls, text: str, format: str = "turtle", *, source: str = "<string>",
-                    resolve_imports: bool = False) -> KnowledgeGraph:
+    def from_string(
+        cls,
+        text: str,
+        format: str = "turtle",
+        *,
+        source: str = "<string>",
+        resolve_imports: bool = False,
+    ) -> KnowledgeGraph:
         """Parse RDF text (Turtle by default)."""
         graph = parse_text(text, format, source)
         check_imports(graph, source, resolve_imports)
@@ -175,7 +183,9 @@ class KnowledgeGraph:
         """Add RDF triples (rdflib terms); call :meth:`validate` afterwards."""
         for triple in triples:
             if len(triple) != 3:
-                raise GraphError(f"add_statements expects (subject, predicate, object) triples, got {triple!r}")
+                raise GraphError(
+                    f"add_statements expects (subject, predicate, object) triples, got {triple!r}"
+                )
             self.graph.add(triple)  # type: ignore[arg-type]
         return self
 

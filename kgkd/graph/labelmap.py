@@ -84,7 +84,9 @@ def build_label_map(graph: Graph, teacher_iri: URIRef, student_set: URIRef) -> L
             "them with kgkd:equivalentLabel or kgkd:broaderLabel"
         )
     if unmapped:
-        log.info("teacher '%s': labels without a student counterpart: %s", teacher, ", ".join(unmapped))
+        log.info(
+            "teacher '%s': labels without a student counterpart: %s", teacher, ", ".join(unmapped)
+        )
     return LabelMap(
         teacher_labels=tuple(V.local_name(x) for x in teacher_labels),
         student_labels=tuple(V.local_name(x) for x in student_labels),

@@ -105,12 +105,16 @@ def read_file(path: str | Path, format: str | None = None) -> Graph:
     p = Path(path)
     if not p.is_file():
         hint = "" if p.suffix else " (did you forget the extension, e.g. .ttl?)"
-        examples = sorted(str(x.relative_to(graphs_dir().parent)) for x in graphs_dir().glob("*.ttl"))
+        examples = sorted(
+            str(x.relative_to(graphs_dir().parent)) for x in graphs_dir().glob("*.ttl")
+        )
         shipped = f" (example graphs: {', '.join(examples)})" if examples else ""
         raise GraphError(f"graph file '{p}' does not exist{hint}; check the path{shipped}")
     fmt = resolve_format(p, format)
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise GraphParseError(f"{p}: not UTF-8 text ({exc.reason}); save the file as UTF-8") from exc
+        raise GraphParseError(
+            f"{p}: not UTF-8 text ({exc.reason}); save the file as UTF-8"
+        ) from exc
     return parse_text(text, fmt, str(p))

@@ -48,7 +48,11 @@ def to_networkx(graph: Graph) -> nx.MultiDiGraph:
     for iri, kind in sorted(typed.items(), key=lambda kv: str(kv[0])):
         node = read_node(graph, iri)
         attrs: dict[str, Any] = {
-            "type": kind, "name": node.name, "iri": node.iri, "label": node.label, "description": node.description,
+            "type": kind,
+            "name": node.name,
+            "iri": node.iri,
+            "label": node.label,
+            "description": node.description,
         }
         for prop, value in sorted(graph.predicate_objects(iri), key=lambda po: str(po[0])):
             if isinstance(value, Literal) and str(prop).startswith(str(V.KGKD)):
@@ -64,8 +68,13 @@ def to_networkx(graph: Graph) -> nx.MultiDiGraph:
                 if tgt not in typed:
                     continue
                 number = literal_number(raw) if raw is not None else 1.0
-                g.add_edge(src, V.local_name(tgt), key=relation, relation=relation,
-                           weight=float(number if number is not None else 1.0))
+                g.add_edge(
+                    src,
+                    V.local_name(tgt),
+                    key=relation,
+                    relation=relation,
+                    weight=float(number if number is not None else 1.0),
+                )
     return g
 
 

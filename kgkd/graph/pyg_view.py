@@ -26,11 +26,17 @@ from kgkd.graph.nx_view import RESERVED_ATTRS
 _NOT_FEATURES = frozenset({"labelIndex"})
 
 
-def _features(g: nx.MultiDiGraph, node_type: str, nodes: list[str]) -> tuple[torch.Tensor, list[str]]:
-    keys = sorted({
-        k for n in nodes for k, v in g.nodes[n].items()
-        if k not in RESERVED_ATTRS and k not in _NOT_FEATURES and isinstance(v, (int, float))
-    })
+def _features(
+    g: nx.MultiDiGraph, node_type: str, nodes: list[str]
+) -> tuple[torch.Tensor, list[str]]:
+    keys = sorted(
+        {
+            k
+            for n in nodes
+            for k, v in g.nodes[n].items()
+            if k not in RESERVED_ATTRS and k not in _NOT_FEATURES and isinstance(v, (int, float))
+        }
+    )
     columns = ["bias", *keys]
     modalities = list(V.MODALITIES) if node_type == "domain" else []
     columns += [f"modality_{m}" for m in modalities]
@@ -72,7 +78,9 @@ def to_pyg(g: nx.MultiDiGraph) -> tuple[HeteroData, IndexMaps]:
         tu, tv = g.nodes[u]["type"], g.nodes[v]["type"]
         if tu not in index or tv not in index:
             continue
-        edges[(tu, attrs["relation"], tv)].append((index[tu][u], index[tv][v], float(attrs.get("weight", 1.0))))
+        edges[(tu, attrs["relation"], tv)].append(
+            (index[tu][u], index[tv][v], float(attrs.get("weight", 1.0)))
+        )
     for (tu, rel, tv), rows in sorted(edges.items()):
         rows.sort()
         src = torch.tensor([r[0] for r in rows], dtype=torch.long)

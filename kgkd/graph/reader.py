@@ -18,8 +18,18 @@ from kgkd.graph.nodes import (
     TeacherNode,
 )
 
-_NUMERIC = {XSD.integer, XSD.int, XSD.long, XSD.short, XSD.decimal, XSD.double, XSD.float,
-            XSD.nonNegativeInteger, XSD.positiveInteger, XSD.boolean}
+_NUMERIC = {
+    XSD.integer,
+    XSD.int,
+    XSD.long,
+    XSD.short,
+    XSD.decimal,
+    XSD.double,
+    XSD.float,
+    XSD.nonNegativeInteger,
+    XSD.positiveInteger,
+    XSD.boolean,
+}
 
 
 def literal_number(value: object) -> float | None:
@@ -119,7 +129,9 @@ def label_index(graph: Graph, iri: URIRef) -> int | None:
 
 def read_label(graph: Graph, iri: URIRef) -> LabelNode:
     equivalent = set(_names(graph, iri, V.equivalentLabel))
-    equivalent |= {V.local_name(s) for s in graph.subjects(V.equivalentLabel, iri) if isinstance(s, URIRef)}
+    equivalent |= {
+        V.local_name(s) for s in graph.subjects(V.equivalentLabel, iri) if isinstance(s, URIRef)
+    }
     return LabelNode(
         **_base(graph, iri),  # type: ignore[arg-type]
         label_set=_name(graph, iri, V.inLabelSet),
@@ -132,7 +144,13 @@ def read_label(graph: Graph, iri: URIRef) -> LabelNode:
 def members(graph: Graph, label_set: URIRef) -> list[URIRef]:
     """Labels of ``label_set`` sorted by ``labelIndex`` (then IRI)."""
     labels = [s for s in graph.subjects(V.inLabelSet, label_set) if isinstance(s, URIRef)]
-    return sorted(labels, key=lambda s: (label_index(graph, s) if label_index(graph, s) is not None else 1 << 30, str(s)))
+    return sorted(
+        labels,
+        key=lambda s: (
+            label_index(graph, s) if label_index(graph, s) is not None else 1 << 30,
+            str(s),
+        ),
+    )
 
 
 def read_label_set(graph: Graph, iri: URIRef) -> LabelSetNode:
@@ -173,7 +191,9 @@ READERS = {
 }
 
 
-def weighted_links(graph: Graph, subject: URIRef, prop: URIRef) -> list[tuple[URIRef, object, BNode | None]]:
+def weighted_links(
+    graph: Graph, subject: URIRef, prop: URIRef
+) -> list[tuple[URIRef, object, BNode | None]]:
     """``(target, raw weight literal or None, blank node)`` for each link ``subject --prop-->``.
 
     A plain IRI object is a link of weight 1; a blank node carries ``kgkd:target``

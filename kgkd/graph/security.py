@@ -78,7 +78,9 @@ def check_imports(graph: Graph, where: str, resolve_imports: bool) -> None:
             "does; download the imported files and merge them with KnowledgeGraph.add_statements "
             "or load them yourself"
         )
-    log.warning("%s: ignoring owl:imports of %s (kgkd never fetches imports)", where, ", ".join(imports))
+    log.warning(
+        "%s: ignoring owl:imports of %s (kgkd never fetches imports)", where, ", ".join(imports)
+    )
 
 
 def _find(part: Any, name: str) -> bool:

@@ -46,7 +46,9 @@ def _did_you_mean(name: str, choices: list[str]) -> str:
 
 def check_not_empty(graph: Graph) -> list[str]:
     if len(graph) == 0:
-        return ["the graph is empty (no triples); add domains and teachers, e.g. `:imdb a kgkd:Domain`"]
+        return [
+            "the graph is empty (no triples); add domains and teachers, e.g. `:imdb a kgkd:Domain`"
+        ]
     if not any(next(graph.subjects(RDF.type, cls), None) is not None for cls in V.NODE_TYPES):
         message = (
             "the graph holds no kgkd nodes (nothing typed kgkd:Domain, kgkd:Teacher, kgkd:Label ...); "
@@ -80,10 +82,14 @@ def check_weights(graph: Graph) -> list[str]:
             for tgt, raw, bnode in weighted_links(graph, subject, prop):
                 if bnode is None:
                     continue
-                where = f"node '{V.local_name(subject)}' {_qname(graph, prop)} → '{V.local_name(tgt)}'"
+                where = (
+                    f"node '{V.local_name(subject)}' {_qname(graph, prop)} → '{V.local_name(tgt)}'"
+                )
                 number = literal_number(raw)
                 if raw is None:
-                    problems.append(f"{where} has no kgkd:weight; add `kgkd:weight 0.8` (a number in [0, 1])")
+                    problems.append(
+                        f"{where} has no kgkd:weight; add `kgkd:weight 0.8` (a number in [0, 1])"
+                    )
                 elif number is None:
                     problems.append(
                         f"{where} has kgkd:weight {raw.n3() if isinstance(raw, Literal) else raw!s}, "
@@ -106,7 +112,9 @@ def check_weights(graph: Graph) -> list[str]:
 def check_subdomain_cycles(graph: Graph) -> list[str]:
     dg = nx.DiGraph()
     dg.add_edges_from(
-        (V.local_name(s), V.local_name(o)) for s, o in graph.subject_objects(V.subDomainOf) if isinstance(o, URIRef)
+        (V.local_name(s), V.local_name(o))
+        for s, o in graph.subject_objects(V.subDomainOf)
+        if isinstance(o, URIRef)
     )
     try:
         cycle = nx.find_cycle(dg)
@@ -151,7 +159,13 @@ def check_label_indices(graph: Graph) -> list[str]:
     return problems
 
 
-STRUCTURAL_RULES = (check_teacher_domains, check_weights, check_subdomain_cycles, check_unique_names, check_label_indices)
+STRUCTURAL_RULES = (
+    check_teacher_domains,
+    check_weights,
+    check_subdomain_cycles,
+    check_unique_names,
+    check_label_indices,
+)
 
 
 def shacl_problems(graph: Graph) -> tuple[list[str], list[str]]:
@@ -159,7 +173,11 @@ def shacl_problems(graph: Graph) -> tuple[list[str], list[str]]:
     from pyshacl import validate  # heavy import: only when validating
 
     _conforms, report, _text = validate(
-        graph, shacl_graph=shapes_graph(), inference="none", advanced=False, allow_warnings=True,
+        graph,
+        shacl_graph=shapes_graph(),
+        inference="none",
+        advanced=False,
+        allow_warnings=True,
         do_owl_imports=False,
     )
     violations, warnings = [], []
@@ -171,7 +189,11 @@ def shacl_problems(graph: Graph) -> tuple[list[str], list[str]]:
         severity = report.value(result, SH.resultSeverity)
         node = f"'{V.local_name(focus)}'" if isinstance(focus, URIRef) else "a blank node"
         via = f" {_qname(graph, path)}" if path is not None else ""
-        got = f" (value {value.n3(graph.namespace_manager) if hasattr(value, 'n3') else value})" if value is not None else ""
+        got = (
+            f" (value {value.n3(graph.namespace_manager) if hasattr(value, 'n3') else value})"
+            if value is not None
+            else ""
+        )
         line = f"node {node}{via}{got}: {message}"
         (warnings if severity in (SH.Warning, SH.Info) else violations).append(line)
     return sorted(set(violations)), sorted(set(warnings))
@@ -188,7 +210,9 @@ def validate_graph(graph: Graph, where: str) -> list[str]:
         problems, warnings = shacl_problems(graph)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
-        raise GraphValidationError(f"{where}: invalid knowledge graph ({len(problems)} problem(s)):\n{lines}")
+        raise GraphValidationError(
+            f"{where}: invalid knowledge graph ({len(problems)} problem(s)):\n{lines}"
+        )
     for warning in warnings:
         log.warning("%s: %s", where, warning)
     return warnings
