@@ -38,7 +38,9 @@ def test_text_student_shapes_budget_and_vocab(text_batch_and_texts: tuple) -> No
     masked = dict(batch, attention_mask=batch["attention_mask"].clone())
     masked["input_ids"] = batch["input_ids"].clone()
     last = int(batch["attention_mask"][0].sum()) - 1
-    masked["input_ids"][0, last + 1 :] = 5  # garbage under the padding mask must not change the output
+    masked["input_ids"][0, last + 1 :] = (
+        5  # garbage under the padding mask must not change the output
+    )
     student.eval()
     assert torch.allclose(student(batch).logits, student(masked).logits, atol=1e-5)
 
@@ -46,7 +48,9 @@ def test_text_student_shapes_budget_and_vocab(text_batch_and_texts: tuple) -> No
 def test_text_student_init_from_teacher_uses_pca_of_minilm(text_batch_and_texts: tuple) -> None:
     _, texts = text_batch_and_texts
     table = minilm_word_embeddings()
-    student = TextStudent.from_texts(texts, load_minilm_tokenizer(), init_from_teacher=True, teacher_embeddings=table)
+    student = TextStudent.from_texts(
+        texts, load_minilm_tokenizer(), init_from_teacher=True, teacher_embeddings=table
+    )
     emb = student.embed.weight.detach()
     kept = table[student.kept_token_ids]
     # the PCA projection preserves the teachers' geometry: pairwise similarities correlate strongly
@@ -66,7 +70,10 @@ def test_digit_student_shapes_and_budget() -> None:
     student = DigitStudent()
     out = student(batch)
     assert out.logits.shape == (16, 10)
-    assert out.features["conv"].shape == (16, 64, 7, 7) and out.features["pooled"].shape == (16, 128)
+    assert out.features["conv"].shape == (16, 64, 7, 7) and out.features["pooled"].shape == (
+        16,
+        128,
+    )
     assert {k: tuple(v.shape[1:]) for k, v in out.features.items()} == student.feature_shapes
     assert 50_000 <= count_parameters(student) <= 100_000
     # other input sizes are resized to the configured 28x28
@@ -74,10 +81,14 @@ def test_digit_student_shapes_and_budget() -> None:
 
 
 @pytest.mark.parametrize("arch", ["text", "digit"])
-def test_save_load_round_trip_gives_identical_outputs(arch: str, tmp_path: Path, text_batch_and_texts: tuple) -> None:
+def test_save_load_round_trip_gives_identical_outputs(
+    arch: str, tmp_path: Path, text_batch_and_texts: tuple
+) -> None:
     batch, texts = text_batch_and_texts
     if arch == "text":
-        student = TextStudent.from_texts(texts, load_minilm_tokenizer(), dim=64, num_heads=2, ff_dim=64)
+        student = TextStudent.from_texts(
+            texts, load_minilm_tokenizer(), dim=64, num_heads=2, ff_dim=64
+        )
     else:
         student = DigitStudent()
         batch = {"pixels": torch.rand(4, 1, 28, 28)}
@@ -111,15 +122,19 @@ def test_load_student_validates_config_keys(tmp_path: Path) -> None:
     cfg_file = path / "config.json"
     cfg = json.loads(cfg_file.read_text())
     cfg_file.write_text(json.dumps({**cfg, "dims": 3}))
-    with pytest.raises(CheckpointError, match=r"config\.json: unknown key\(s\) \['dims'\]; accepted keys"):
+    with pytest.raises(
+        CheckpointError, match=r"config\.json: unknown key\(s\) \['dims'\]; accepted keys"
+    ):
         load_student(path)
     cfg_file.write_text(json.dumps({**cfg, "dim": "wide"}))
     with pytest.raises(CheckpointError, match=r"key 'dim' must be an integer, got 'wide'"):
         load_student(path)
     cfg_file.write_text(json.dumps({**cfg, "architecture": "digits"}))
-    with pytest.raises(CheckpointError, match=r"unknown student architecture 'digits'\. Did you mean 'digit'\?"):
+    with pytest.raises(
+        CheckpointError, match=r"unknown student architecture 'digits'\. Did you mean 'digit'\?"
+    ):
         load_student(path)
-    cfg_file.write_text("{\n  \"architecture\": \"digit\",\n")
+    cfg_file.write_text('{\n  "architecture": "digit",\n')
     with pytest.raises(CheckpointError, match=r"config\.json:3: invalid JSON"):
         load_student(path)
 

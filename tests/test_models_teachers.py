@@ -20,7 +20,9 @@ def digits_batch() -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize(("net", "min_acc"), [("mnist", 0.3), ("usps", 0.55), ("svhn", 0.55)])
-def test_ccexam_teachers_beat_chance_on_real_digits(net: str, min_acc: float, digits_batch: dict) -> None:
+def test_ccexam_teachers_beat_chance_on_real_digits(
+    net: str, min_acc: float, digits_batch: dict
+) -> None:
     teacher = load_ccexam_teacher(net)
     with torch.no_grad():
         out = teacher(digits_batch)
@@ -39,7 +41,9 @@ def test_ccexam_svhn_gets_three_channel_32px_input(digits_batch: dict) -> None:
 
 
 def test_ccexam_unknown_net_names_the_choices() -> None:
-    with pytest.raises(ModelError, match=r"no pretrained net for 'emnist'.*\['mnist', 'svhn', 'usps'\]"):
+    with pytest.raises(
+        ModelError, match=r"no pretrained net for 'emnist'.*\['mnist', 'svhn', 'usps'\]"
+    ):
         load_ccexam_teacher("emnist")
 
 
@@ -66,7 +70,9 @@ class _Tiny(nn.Module):
 
 
 def test_module_teacher_hooks_named_layers() -> None:
-    teacher = ModuleTeacher(_Tiny(), "tiny", ["a", "b", "c"], {"conv": "body", "act": "body.1", "flat": "head.0"})
+    teacher = ModuleTeacher(
+        _Tiny(), "tiny", ["a", "b", "c"], {"conv": "body", "act": "body.1", "flat": "head.0"}
+    )
     out = teacher({"pixels": torch.randn(2, 1, 5, 5)})
     assert isinstance(out, ModelOutput) and out.logits.shape == (2, 3)
     assert out.features["conv"].shape == (2, 4, 5, 5) and out.features["flat"].shape == (2, 100)
@@ -75,7 +81,9 @@ def test_module_teacher_hooks_named_layers() -> None:
 
 
 def test_module_teacher_missing_layer_lists_available() -> None:
-    with pytest.raises(ModelError, match=r"feature layer 'body\.7'.*available layers: 'body', 'body\.0', 'body\.1'"):
+    with pytest.raises(
+        ModelError, match=r"feature layer 'body\.7'.*available layers: 'body', 'body\.0', 'body\.1'"
+    ):
         ModuleTeacher(_Tiny(), "tiny", ["a", "b", "c"], ["body.7"])
 
 
@@ -90,13 +98,19 @@ def test_hf_teacher_on_minilm_learns_in_two_steps() -> None:
 
     torch.manual_seed(0)
     teacher = HFTeacher.from_pretrained(
-        minilm_path(), name="teacher_probe", num_labels=2, feature_names=["pooled", "cls", "hidden_3"]
+        minilm_path(),
+        name="teacher_probe",
+        num_labels=2,
+        feature_names=["pooled", "cls", "hidden_3"],
     )
     assert teacher.label_names == ("LABEL_0", "LABEL_1")
     texts = ["great product, works well", "terrible, broke at once", "i love it", "awful waste of money",
              "excellent quality", "very bad experience", "highly recommended", "do not buy this"]  # fmt: skip
     labels = torch.tensor([1, 0, 1, 0, 1, 0, 1, 0])
-    items = [{"text": t, "label": int(y), "domain": 0, "index": i} for i, (t, y) in enumerate(zip(texts, labels))]
+    items = [
+        {"text": t, "label": int(y), "domain": 0, "index": i}
+        for i, (t, y) in enumerate(zip(texts, labels))
+    ]
     batch = TextCollator(load_minilm_tokenizer(), max_length=16)(items)
     teacher.requires_grad_(False)
     teacher.model.classifier.requires_grad_(True)
@@ -128,7 +142,13 @@ def test_hf_teacher_rejects_unknown_feature() -> None:
     from kgkd.models.hf_compat import auto_sequence_classifier
 
     model = auto_sequence_classifier().from_config(
-        BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+        BertConfig(
+            vocab_size=50,
+            hidden_size=8,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=8,
+        )
     )
     with pytest.raises(ModelError, match=r"unknown feature 'hidden_9'.*0 <= i <= 1"):
         HFTeacher(model, "t", feature_names=["hidden_9"])

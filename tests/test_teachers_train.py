@@ -22,7 +22,14 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A teacher folder with a tiny text teacher (API) and a tiny image teacher (CLI)."""
     root = tmp_path_factory.mktemp("teachers")
     torch.set_num_threads(2)
-    train_teacher("amazon", limit=32, max_length=32, epochs=1, out=root / "teacher_amazon", show_progress=False)
+    train_teacher(
+        "amazon",
+        limit=32,
+        max_length=32,
+        epochs=1,
+        out=root / "teacher_amazon",
+        show_progress=False,
+    )
     code = main(["-q", "teachers", "train", "--domain", "uci_digits", "--limit", "300", "--epochs", "3",
                  "--out", str(root / "teacher_uci_digits"), "--no-progress"])  # fmt: skip
     assert code == 0
@@ -35,7 +42,12 @@ def test_text_teacher_checkpoint_is_complete_and_consistent(root: Path) -> None:
     assert {"config.json", "model.safetensors", "kgkd_teacher.json", "tokenizer.json"} <= names
     meta = json.loads((folder / "kgkd_teacher.json").read_text())
     assert meta["domain"] == "amazon" and meta["label_names"] == ["negative", "positive"]
-    assert meta["kind"] == "hf" and meta["seed"] == 0 and meta["train_size"] == 32 and meta["train_time_s"] > 0
+    assert (
+        meta["kind"] == "hf"
+        and meta["seed"] == 0
+        and meta["train_size"] == 32
+        and meta["train_time_s"] > 0
+    )
     assert meta["trainable_parameters"] < meta["total_parameters"] / 4  # lower layers frozen
     teacher = load_teacher("teacher_amazon", root)
     assert isinstance(teacher, HFTeacher) and teacher.label_names == ("negative", "positive")
@@ -53,7 +65,9 @@ def test_image_teacher_learns_and_reloads(root: Path) -> None:
     assert isinstance(teacher, ModuleTeacher)
     val = load_domain("uci_digits", "val", limit=300)
     with torch.no_grad():
-        acc = evaluate_accuracy(teacher, DataLoader(val, batch_size=128, collate_fn=ImageCollator(28)))
+        acc = evaluate_accuracy(
+            teacher, DataLoader(val, batch_size=128, collate_fn=ImageCollator(28))
+        )
         out = teacher(ImageCollator(28)([val[0], val[1]]))
     assert acc == pytest.approx(meta["val_accuracy"])
     assert out.features["conv"].shape == (2, 64, 7, 7) and out.features["pooled"].shape == (2, 128)
@@ -65,9 +79,14 @@ def test_ccexam_names_resolve_without_checkpoint(tmp_path: Path) -> None:
 
 
 def test_missing_checkpoint_names_path_and_command(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match=r"teacher_yelp.*at .*teacher_yelp; create it with `kgkd teachers train --domain yelp`"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"teacher_yelp.*at .*teacher_yelp; create it with `kgkd teachers train --domain yelp`",
+    ):
         load_teacher("teacher_yelp", tmp_path)
-    with pytest.raises(ModelError, match=r"teacher name 'amazon' must look like 'teacher_<domain>'"):
+    with pytest.raises(
+        ModelError, match=r"teacher name 'amazon' must look like 'teacher_<domain>'"
+    ):
         load_teacher("amazon", tmp_path)
 
 
@@ -78,8 +97,12 @@ def test_truncated_weights_name_the_file(name: str, root: Path, tmp_path: Path) 
     for f in (root / name).iterdir():
         if f.name != "model.safetensors":
             shutil.copy(f, broken / f.name)
-    (broken / "model.safetensors").write_bytes((root / name / "model.safetensors").read_bytes()[:4096])
-    with pytest.raises(CheckpointError, match=rf"{name}/model\.safetensors is corrupt or truncated"):
+    (broken / "model.safetensors").write_bytes(
+        (root / name / "model.safetensors").read_bytes()[:4096]
+    )
+    with pytest.raises(
+        CheckpointError, match=rf"{name}/model\.safetensors is corrupt or truncated"
+    ):
         load_teacher(name, tmp_path)
 
 
@@ -91,11 +114,15 @@ def test_missing_metadata_names_the_file(tmp_path: Path) -> None:
 
 def test_bad_training_options_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"trainable_layers=9 must be between 0 and 6"):
-        train_teacher("amazon", limit=8, trainable_layers=9, out=tmp_path / "t", show_progress=False)
+        train_teacher(
+            "amazon", limit=8, trainable_layers=9, out=tmp_path / "t", show_progress=False
+        )
     assert not (tmp_path / "t").exists()
 
 
-def test_cli_eval_of_missing_teacher_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_eval_of_missing_teacher_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     assert main(["teachers", "eval", "--teacher", "teacher_tweets", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "kgkd teachers train --domain tweets" in err

@@ -68,33 +68,66 @@ def _eval(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``teachers`` command group."""
-    parser = subparsers.add_parser("teachers", help="train, list and evaluate the per-domain teachers")
+    parser = subparsers.add_parser(
+        "teachers", help="train, list and evaluate the per-domain teachers"
+    )
     sub = parser.add_subparsers(dest="teachers_command", metavar="ACTION", required=True)
 
-    train = sub.add_parser("train", help="train teacher_<domain> (MiniLM fine-tune for text, DigitCNN for images)")
+    train = sub.add_parser(
+        "train", help="train teacher_<domain> (MiniLM fine-tune for text, DigitCNN for images)"
+    )
     train.add_argument("--domain", required=True, help="domain to train on (see `kgkd data list`)")
-    train.add_argument("--epochs", type=int, default=None, help="passes over the train split (default 2 text, 3 image)")
-    train.add_argument("--max-length", type=int, default=64, help="token limit for text (default 64)")
+    train.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="passes over the train split (default 2 text, 3 image)",
+    )
+    train.add_argument(
+        "--max-length", type=int, default=64, help="token limit for text (default 64)"
+    )
     train.add_argument("--trainable-layers", type=int, default=2,
                        help="unfrozen top MiniLM layers, plus pooler and head (default 2)")  # fmt: skip
-    train.add_argument("--limit", type=int, default=None, help="train/validate on a stratified subset of this size")
+    train.add_argument(
+        "--limit", type=int, default=None, help="train/validate on a stratified subset of this size"
+    )
     train.add_argument("--out", type=Path, default=None,
                        help="checkpoint folder (default <cache>/teachers/teacher_<domain>)")  # fmt: skip
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    train.add_argument("--batch-size", type=int, default=32, help="training batch size (default 32)")
-    train.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-4 text, 1e-3 image)")
+    train.add_argument(
+        "--batch-size", type=int, default=32, help="training batch size (default 32)"
+    )
+    train.add_argument(
+        "--lr", type=float, default=None, help="AdamW learning rate (default 1e-4 text, 1e-3 image)"
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
 
-    lst = sub.add_parser("list", help="list teacher names and whether each is trained/pretrained/missing")
-    lst.add_argument("--root", type=Path, default=None, help="teacher checkpoint folder (default <cache>/teachers)")
+    lst = sub.add_parser(
+        "list", help="list teacher names and whether each is trained/pretrained/missing"
+    )
+    lst.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="teacher checkpoint folder (default <cache>/teachers)",
+    )
     lst.set_defaults(func=_list)
 
     ev = sub.add_parser("eval", help="accuracy of a teacher on a domain split")
     ev.add_argument("--teacher", required=True, help="teacher name, e.g. teacher_amazon")
-    ev.add_argument("--domain", default=None, help="domain to evaluate on (default: the teacher's own)")
-    ev.add_argument("--split", choices=["train", "val", "test"], default="val", help="split (default val)")
+    ev.add_argument(
+        "--domain", default=None, help="domain to evaluate on (default: the teacher's own)"
+    )
+    ev.add_argument(
+        "--split", choices=["train", "val", "test"], default="val", help="split (default val)"
+    )
     ev.add_argument("--limit", type=int, default=None, help="stratified subset of this size")
     ev.add_argument("--max-length", type=int, default=64, help="token limit for text (default 64)")
-    ev.add_argument("--root", type=Path, default=None, help="teacher checkpoint folder (default <cache>/teachers)")
+    ev.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="teacher checkpoint folder (default <cache>/teachers)",
+    )
     ev.set_defaults(func=_eval)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -34,7 +35,7 @@ class ModelOutput:
     logits: Tensor
     features: dict[str, Tensor] = field(default_factory=dict)
 
-    def detach(self) -> "ModelOutput":
+    def detach(self) -> ModelOutput:
         """A copy with every tensor detached from the autograd graph."""
         return ModelOutput(self.logits.detach(), {k: v.detach() for k, v in self.features.items()})
 
@@ -49,7 +50,7 @@ def state_fingerprint(module: nn.Module, config: dict[str, Any]) -> str:
     digest.update(json.dumps(config, sort_keys=True, default=str).encode("utf-8"))
     for name, tensor in sorted(module.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode("utf-8"))
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
         digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
 
@@ -67,10 +68,14 @@ class Teacher(nn.Module):
         modality: ``"text"`` or ``"image"``.
     """
 
-    def __init__(self, name: str, label_names: Sequence[str], feature_names: Sequence[str], modality: str) -> None:
+    def __init__(
+        self, name: str, label_names: Sequence[str], feature_names: Sequence[str], modality: str
+    ) -> None:
         super().__init__()
         if modality not in MODALITIES:
-            raise ModelError(f"teacher '{name}': modality '{modality}' is not one of {list(MODALITIES)}")
+            raise ModelError(
+                f"teacher '{name}': modality '{modality}' is not one of {list(MODALITIES)}"
+            )
         self.name = name
         self.label_names: tuple[str, ...] = tuple(label_names)
         self.feature_names: tuple[str, ...] = tuple(feature_names)

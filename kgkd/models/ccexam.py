@@ -35,9 +35,15 @@ class CCExamSpec:
 
 #: Feature taps: "conv" = last conv block output, "pooled" = hidden layer of the MLP head (after ReLU).
 CCEXAM_NETS: dict[str, CCExamSpec] = {
-    "mnist": CCExamSpec("MNISTNet", "weights/mnist.pth", {"conv": "features", "pooled": "classifier.1"}),
-    "usps": CCExamSpec("USPSNet", "weights/usps.pth", {"conv": "features", "pooled": "classifier.2"}),
-    "svhn": CCExamSpec("SVHNNet", "weights/svhn.pth", {"conv": "features", "pooled": "classifier.2"}),
+    "mnist": CCExamSpec(
+        "MNISTNet", "weights/mnist.pth", {"conv": "features", "pooled": "classifier.1"}
+    ),
+    "usps": CCExamSpec(
+        "USPSNet", "weights/usps.pth", {"conv": "features", "pooled": "classifier.2"}
+    ),
+    "svhn": CCExamSpec(
+        "SVHNNet", "weights/svhn.pth", {"conv": "features", "pooled": "classifier.2"}
+    ),
 }
 
 
@@ -67,13 +73,19 @@ def load_ccexam_net(domain: str) -> nn.Module:
     spec = CCEXAM_NETS[domain]
     weights = Path(str(resources.files("ccexam").joinpath(spec.weights)))
     if not weights.is_file():
-        raise CheckpointError(f"ccexam weights {weights} are missing; reinstall with `pip install ccexam==1.0.0`")
-    net: nn.Module = getattr(ccexam_models, spec.model_class)(input_size=ccexam_preprocess(domain).size)
+        raise CheckpointError(
+            f"ccexam weights {weights} are missing; reinstall with `pip install ccexam==1.0.0`"
+        )
+    net: nn.Module = getattr(ccexam_models, spec.model_class)(
+        input_size=ccexam_preprocess(domain).size
+    )
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         net.load_state_dict(state)
     except (RuntimeError, OSError, EOFError) as exc:
-        raise CheckpointError(f"ccexam weights {weights} cannot be loaded ({exc}); reinstall ccexam==1.0.0") from None
+        raise CheckpointError(
+            f"ccexam weights {weights} cannot be loaded ({exc}); reinstall ccexam==1.0.0"
+        ) from None
     return net.eval()
 
 

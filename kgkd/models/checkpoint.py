@@ -12,8 +12,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -39,7 +40,9 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         old: Path | None = None
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            old = Path(
+                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
+            )
             old.rmdir()
             os.replace(target, old)
         os.replace(tmp, target)
@@ -60,7 +63,9 @@ def load_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Load a safetensors file; a missing or truncated/corrupt file raises CheckpointError naming it."""
     file = Path(path)
     if not file.is_file():
-        raise CheckpointError(f"weights file {file} does not exist; re-save the checkpoint folder {file.parent}")
+        raise CheckpointError(
+            f"weights file {file} does not exist; re-save the checkpoint folder {file.parent}"
+        )
     try:
         return load_file(str(file), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -74,7 +79,9 @@ def check_safetensors(path: str | os.PathLike[str]) -> None:
     """Validate a safetensors file's header and size without loading it into memory."""
     file = Path(path)
     if not file.is_file():
-        raise CheckpointError(f"weights file {file} does not exist; re-save the checkpoint folder {file.parent}")
+        raise CheckpointError(
+            f"weights file {file} does not exist; re-save the checkpoint folder {file.parent}"
+        )
     try:
         with open(file, "rb") as fh:
             head = fh.read(8)
@@ -82,7 +89,9 @@ def check_safetensors(path: str | os.PathLike[str]) -> None:
                 raise ValueError("file shorter than the 8-byte header length")
             header_len = int.from_bytes(head, "little")
             header = json.loads(fh.read(header_len).decode("utf-8"))
-        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+        end = max(
+            (int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0
+        )
         expected = 8 + header_len + end
         actual = file.stat().st_size
         if actual != expected:
@@ -103,11 +112,15 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a JSON object; missing or malformed files raise CheckpointError naming the file and line."""
     file = Path(path)
     if not file.is_file():
-        raise CheckpointError(f"checkpoint file {file} does not exist; the folder {file.parent} is incomplete")
+        raise CheckpointError(
+            f"checkpoint file {file} does not exist; the folder {file.parent} is incomplete"
+        )
     try:
         obj = json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{file}:{exc.lineno}: invalid JSON ({exc.msg}); re-create the checkpoint") from None
+        raise CheckpointError(
+            f"{file}:{exc.lineno}: invalid JSON ({exc.msg}); re-create the checkpoint"
+        ) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{file}: expected a JSON object, found {type(obj).__name__}")
     return obj

@@ -60,4 +60,9 @@ class DigitCNN(nn.Module):
 
     def preprocess(self) -> ImagePreprocess:
         """The batch → input conversion this net is trained and used with."""
-        return ImagePreprocess(size=self.config.input_size, channels=1, mean=(self.config.mean,), std=(self.config.std,))
+        return ImagePreprocess(
+            size=self.config.input_size,
+            channels=1,
+            mean=(self.config.mean,),
+            std=(self.config.std,),
+        )

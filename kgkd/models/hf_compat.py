@@ -18,7 +18,9 @@ log = get_logger(__name__)
 
 def hide_broken_torchvision() -> None:
     """Make an installed-but-unimportable torchvision look absent to transformers (no-op otherwise)."""
-    if sys.modules.get("torchvision", False) is not False:  # already imported fine, or already hidden
+    if (
+        sys.modules.get("torchvision", False) is not False
+    ):  # already imported fine, or already hidden
         return
     try:
         import torchvision  # noqa: F401

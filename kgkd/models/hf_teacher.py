@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -82,7 +83,7 @@ class HFTeacher(Teacher):
         label_names: Sequence[str] | None = None,
         feature_names: Sequence[str] = DEFAULT_FEATURES,
         **model_kwargs: Any,
-    ) -> "HFTeacher":
+    ) -> HFTeacher:
         """Load a local checkpoint folder (``config.json`` + ``model.safetensors``) offline.
 
         Raises:
@@ -90,7 +91,9 @@ class HFTeacher(Teacher):
         """
         folder = Path(path)
         if not (folder / CONFIG_NAME).is_file():
-            raise CheckpointError(f"{folder / CONFIG_NAME} does not exist; {folder} is not a saved model folder")
+            raise CheckpointError(
+                f"{folder / CONFIG_NAME} does not exist; {folder} is not a saved model folder"
+            )
         if (folder / WEIGHTS_NAME).exists():
             check_safetensors(folder / WEIGHTS_NAME)
         try:
@@ -99,7 +102,9 @@ class HFTeacher(Teacher):
             )
         except (OSError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"cannot load the model in {folder}: {exc}") from None
-        return cls(model.eval(), name or folder.name, label_names, feature_names, source=str(folder))
+        return cls(
+            model.eval(), name or folder.name, label_names, feature_names, source=str(folder)
+        )
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()

@@ -9,8 +9,9 @@ whose ``kind`` picks the loader in :data:`TEACHER_KINDS`. The ccexam digit nets 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from kgkd.errors import CheckpointError, ConfigError, ModelError
 from kgkd.models.base import Teacher
@@ -40,7 +41,11 @@ def teachers_root() -> Path:
 
 def teacher_dir(name: str, root: str | os.PathLike[str] | None = None) -> Path:
     """Checkpoint folder of teacher ``name`` under ``root`` (default :func:`teachers_root`)."""
-    return Path(root) if root is not None and Path(root).name == name else Path(root or teachers_root()) / name
+    return (
+        Path(root)
+        if root is not None and Path(root).name == name
+        else Path(root or teachers_root()) / name
+    )
 
 
 def train_command(domain: str) -> str:
@@ -89,14 +94,18 @@ def load_teacher(name: str, root: str | os.PathLike[str] | None = None) -> Teach
             or the checkpoint is incomplete/corrupt (message names the file).
     """
     if not name.startswith(TEACHER_PREFIX) or len(name) == len(TEACHER_PREFIX):
-        raise ModelError(f"teacher name '{name}' must look like 'teacher_<domain>', e.g. 'teacher_amazon'")
+        raise ModelError(
+            f"teacher name '{name}' must look like 'teacher_<domain>', e.g. 'teacher_amazon'"
+        )
     domain = name[len(TEACHER_PREFIX) :]
     folder = teacher_dir(name, root)
     if folder.is_dir():
         meta = read_json(folder / META_NAME)
         for key in ("kind", "label_names"):
             if key not in meta:
-                raise CheckpointError(f"{folder / META_NAME}: missing key '{key}'; re-create it with `{train_command(domain)}`")
+                raise CheckpointError(
+                    f"{folder / META_NAME}: missing key '{key}'; re-create it with `{train_command(domain)}`"
+                )
         meta.setdefault("name", name)
         try:
             loader = TEACHER_KINDS.get(str(meta["kind"]))

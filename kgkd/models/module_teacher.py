@@ -7,9 +7,9 @@ its code: name the layers whose outputs you want (``"features"``, ``"classifier.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
@@ -48,7 +48,11 @@ class ModuleTeacher(Teacher):
         modality: str = "image",
         preprocess_config: dict[str, Any] | None = None,
     ) -> None:
-        layers = dict(feature_layers) if isinstance(feature_layers, Mapping) else {p: p for p in feature_layers}
+        layers = (
+            dict(feature_layers)
+            if isinstance(feature_layers, Mapping)
+            else {p: p for p in feature_layers}
+        )
         super().__init__(name, label_names, list(layers), modality)
         self.module = module.eval()
         self.preprocess = preprocess
@@ -76,8 +80,11 @@ class ModuleTeacher(Teacher):
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()
-        cfg.update(module=type(self.module).__name__, feature_layers=self.feature_layers,
-                   preprocess=self.preprocess_config)
+        cfg.update(
+            module=type(self.module).__name__,
+            feature_layers=self.feature_layers,
+            preprocess=self.preprocess_config,
+        )
         return cfg
 
     def inputs(self, batch: dict[str, Tensor]) -> Tensor:
@@ -96,7 +103,11 @@ class ModuleTeacher(Teacher):
         """Run the module on the preprocessed batch and collect the hooked features."""
         self._captured = {}
         logits = self.module(self.inputs(batch))
-        if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[1] != self.num_labels:
+        if (
+            not isinstance(logits, Tensor)
+            or logits.dim() != 2
+            or logits.shape[1] != self.num_labels
+        ):
             shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
             raise ModelError(
                 f"teacher '{self.name}': module returned {shape}, expected logits [B, {self.num_labels}] "

@@ -58,7 +58,9 @@ class ImagePreprocess:
         if x.dim() == 3:
             x = x.unsqueeze(1)
         if x.dim() != 4:
-            raise ModelError(f"image batch must be [B,1,H,W] or [B,H,W], got shape {tuple(pixels.shape)}")
+            raise ModelError(
+                f"image batch must be [B,1,H,W] or [B,H,W], got shape {tuple(pixels.shape)}"
+            )
         if self.invert:
             x = 1.0 - x
         x = to_channels(resize_digits(x, self.size), self.channels)

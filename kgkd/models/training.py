@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +29,8 @@ from kgkd.data import ImageCollator, TextCollator, get_spec, load_domain, load_m
 from kgkd.errors import ConfigError
 from kgkd.models.base import ModelOutput
 from kgkd.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_dir, save_weights, write_json
-from kgkd.models.hf_compat import auto_sequence_classifier
 from kgkd.models.digit_cnn import DigitCNN, DigitCNNConfig
+from kgkd.models.hf_compat import auto_sequence_classifier
 from kgkd.models.loading import META_NAME, teachers_root
 from kgkd.utils.logging import get_logger
 from kgkd.utils.seed import seed_everything
@@ -74,7 +75,9 @@ def freeze_lower_layers(model: nn.Module, trainable_layers: int) -> None:
     base = getattr(model, model.base_model_prefix)
     layers = base.encoder.layer
     if not 0 <= trainable_layers <= len(layers):
-        raise ConfigError(f"trainable_layers={trainable_layers} must be between 0 and {len(layers)} (model depth)")
+        raise ConfigError(
+            f"trainable_layers={trainable_layers} must be between 0 and {len(layers)} (model depth)"
+        )
     model.requires_grad_(False)
     for layer in list(layers)[len(layers) - trainable_layers :]:
         layer.requires_grad_(True)
@@ -87,7 +90,8 @@ def freeze_lower_layers(model: nn.Module, trainable_layers: int) -> None:
 
 @torch.no_grad()
 def evaluate_accuracy(
-    forward: Callable[[dict[str, Tensor]], ModelOutput | Tensor], loader: Iterable[dict[str, Tensor]]
+    forward: Callable[[dict[str, Tensor]], ModelOutput | Tensor],
+    loader: Iterable[dict[str, Tensor]],
 ) -> float:
     """Accuracy of ``forward`` (returning logits or a ModelOutput) over ``loader``'s labelled batches."""
     correct = total = 0
@@ -113,7 +117,12 @@ def _fit(
     history: list[float] = []
     for epoch in range(epochs):
         total, n = 0.0, 0
-        bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not show_progress, leave=False)
+        bar = tqdm(
+            loader,
+            desc=f"{desc} epoch {epoch + 1}/{epochs}",
+            disable=not show_progress,
+            leave=False,
+        )
         for batch in bar:
             loss = step(batch)
             optim.zero_grad(set_to_none=True)
@@ -127,7 +136,9 @@ def _fit(
     return history
 
 
-def _loader(ds: Dataset, collate: Callable, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+def _loader(
+    ds: Dataset, collate: Callable, batch_size: int, shuffle: bool, seed: int
+) -> DataLoader:
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=gen)
 
@@ -222,7 +233,15 @@ def _train_text(
 
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    _fit(params, step, _loader(train, collate, batch_size, True, seed), epochs, lr, desc, show_progress)
+    _fit(
+        params,
+        step,
+        _loader(train, collate, batch_size, True, seed),
+        epochs,
+        lr,
+        desc,
+        show_progress,
+    )
     model.eval()
     acc = evaluate_accuracy(
         lambda b: model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits,
@@ -251,7 +270,15 @@ def _train_image(
         return F.cross_entropy(net(prep(batch)), batch["labels"])
 
     net.train()
-    _fit(list(net.parameters()), step, _loader(train, collate, batch_size, True, seed), epochs, lr, desc, show_progress)
+    _fit(
+        list(net.parameters()),
+        step,
+        _loader(train, collate, batch_size, True, seed),
+        epochs,
+        lr,
+        desc,
+        show_progress,
+    )
     net.eval()
     acc = evaluate_accuracy(lambda b: net(prep(b)), _loader(val, collate, 256, False, seed))
 

@@ -2,16 +2,21 @@
 
 from kgkd.models.students.base import STUDENTS, Student, load_student
 from kgkd.models.students.digit import DigitStudent, DigitStudentConfig
-from kgkd.models.students.text import TextStudent, TextStudentConfig, build_vocab, minilm_word_embeddings
+from kgkd.models.students.text import (
+    TextStudent,
+    TextStudentConfig,
+    build_vocab,
+    minilm_word_embeddings,
+)
 
 __all__ = [
     "STUDENTS",
-    "Student",
-    "load_student",
     "DigitStudent",
     "DigitStudentConfig",
+    "Student",
     "TextStudent",
     "TextStudentConfig",
     "build_vocab",
+    "load_student",
     "minilm_word_embeddings",
 ]

@@ -18,11 +18,19 @@ from torch import Tensor, nn
 
 from kgkd.errors import CheckpointError, ConfigError
 from kgkd.models.base import ModelOutput
-from kgkd.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_dir, load_weights, read_json, save_weights, write_json
+from kgkd.models.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    atomic_dir,
+    load_weights,
+    read_json,
+    save_weights,
+    write_json,
+)
 from kgkd.utils.registry import Registry
 
 #: Student architectures by name (``"text"``, ``"digit"``).
-STUDENTS: Registry[type["Student"]] = Registry("student architecture")
+STUDENTS: Registry[type[Student]] = Registry("student architecture")
 FORMAT_VERSION = 1
 
 
@@ -110,7 +118,10 @@ class Student(nn.Module):
 
     def config_dict(self) -> dict[str, Any]:
         """``config.json`` content: architecture, format version and the config fields."""
-        values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.config).items()}
+        values = {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(self.config).items()
+        }
         return {"architecture": self.architecture, "format_version": FORMAT_VERSION, **values}
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
@@ -121,7 +132,7 @@ class Student(nn.Module):
         return Path(directory)
 
     @classmethod
-    def from_config_dict(cls, values: dict[str, Any], where: str = "config") -> "Student":
+    def from_config_dict(cls, values: dict[str, Any], where: str = "config") -> Student:
         """A freshly initialised student from a ``config.json``-style dict (without architecture keys)."""
         return cls(config_from_dict(cls.config_class, values, where))
 
@@ -143,12 +154,16 @@ def load_student(directory: str | os.PathLike[str]) -> Student:
     arch = values.pop("architecture", None)
     version = values.pop("format_version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"{cfg_file}: format_version {version} is not supported (expected {FORMAT_VERSION})")
+        raise CheckpointError(
+            f"{cfg_file}: format_version {version} is not supported (expected {FORMAT_VERSION})"
+        )
     try:
         cls = STUDENTS.get(str(arch))
         model = cls.from_config_dict(values, where=str(cfg_file))
     except ConfigError as exc:
-        raise CheckpointError(f"{cfg_file}: {exc}" if str(cfg_file) not in str(exc) else str(exc)) from None
+        raise CheckpointError(
+            f"{cfg_file}: {exc}" if str(cfg_file) not in str(exc) else str(exc)
+        ) from None
     state = load_weights(folder / WEIGHTS_NAME)
     try:
         result = model.load_state_dict(state, strict=False)

