@@ -310,3 +310,56 @@ def test_build_input_errors(tmp_path: Path) -> None:
             path=tmp_path / "c.safetensors",
             show_progress=False,
         )
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda c: c.header.update(version=99),
+            r"not a kgkd teacher cache v1 \(header format 'kgkd-teacher-cache' v99\)",
+        ),
+        (
+            lambda c: c.tensors.pop("feature.hidden"),
+            r"tensor 'feature.hidden' is missing; delete it and rebuild",
+        ),
+        (
+            lambda c: c.tensors["logits"].__setitem__((7, 1), float("inf")),
+            r"'logits' holds NaN/inf for samples \[7\]",
+        ),
+    ],
+)
+def test_damaged_exports_are_rejected(tmp_path: Path, edit, message: str) -> None:
+    cache = build(tmp_path)
+    edit(cache)
+    cache.save(tmp_path / "damaged.safetensors")
+    with pytest.raises(CacheError, match=message):
+        TeacherCache.import_(tmp_path / "damaged.safetensors")
+
+
+def test_top_k_indices_out_of_range_are_rejected(tmp_path: Path) -> None:
+    cache = build(tmp_path, top_k=2)
+    cache.tensors["logits.topk_indices"][0, 0] = 5
+    cache.save(tmp_path / "k.safetensors")
+    with pytest.raises(CacheError, match=r"top-k label indices outside 0..4"):
+        TeacherCache.load(tmp_path / "k.safetensors")
+
+
+def test_repeated_batch_indices_are_rejected(tmp_path: Path) -> None:
+    def wrong_index(items: list[dict]) -> dict:
+        batch = collate(items)
+        batch["index"] = batch["index"] % 4  # positions within the batch, not within the dataset
+        return batch
+
+    with pytest.raises(
+        CacheError,
+        match=r"batch indices \[0, 1, 2, 3\] are out of range 0..9 or repeat earlier ones",
+    ):
+        TeacherCache.build(
+            teacher(),
+            ToyData(),
+            wrong_index,
+            batch_size=4,
+            path=tmp_path / "r.safetensors",
+            show_progress=False,
+        )

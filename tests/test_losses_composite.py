@@ -115,3 +115,11 @@ def test_setup_reaches_nested_feature_loss() -> None:
     assert (
         len(list(loss.parameters())) == 2
     )  # the projector's weight and bias exist before the optimizer
+
+
+def test_relational_loss_cannot_be_mixed_per_sample() -> None:
+    with pytest.raises(ConfigError, match="combined.kd: loss RKDLoss has no per-sample form"):
+        build_loss("combined", kd="rkd")
+    total = build_loss("weighted_sum", losses={"rkd": {"name": "rkd", "student_feature": "h"}})
+    with pytest.raises(DistillError, match="loss RKDLoss is not a per-sample mean"):
+        total.per_sample(make_ctx())

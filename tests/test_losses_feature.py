@@ -179,3 +179,14 @@ def test_rkd_weights_teachers_and_errors() -> None:
         build_loss("rkd", distance_weight=0.0, angle_weight=0.0)
     with pytest.raises(DistillError, match="teacher 0 has no feature 'emb'"):
         build_loss("rkd", student_feature="h", teacher_feature="emb")(ctx_with(s, [t1]))
+
+
+def test_projectors_stay_fp32_for_low_precision_features() -> None:
+    s = torch.randn(4, 6).to(torch.bfloat16)
+    ctx = ctx_with(s, [torch.randn(4, 3)])
+    loss = build_loss("feature", pairs=["h"])
+    loss.setup(ctx)
+    assert all(p.dtype == torch.float32 for p in loss.parameters())
+    assert torch.isfinite(
+        loss(ctx)
+    )  # bf16 features are cast to the projector's dtype outside autocast

@@ -202,24 +202,24 @@ class TeacherCache:
         was_training = teacher.training
         teacher.eval()
         try:
-            with torch.inference_mode():
-                for batch in tqdm(
-                    loader, desc=f"caching {name}", disable=not show_progress, leave=False
-                ):
-                    if "index" not in batch:
-                        raise CacheError(
-                            f"teacher '{name}' cache: batches have no 'index' key (keys: {sorted(batch)}); "
-                            "the collate_fn must pass each item's dataset index through"
-                        )
-                    index = torch.as_tensor(batch["index"]).long().cpu()
-                    if ((index < 0) | (index >= num)).any() or seen[index.clamp(0, num - 1)].any():
-                        raise CacheError(
-                            f"teacher '{name}' cache: batch indices {index.tolist()[:8]} are out of range "
-                            f"0..{num - 1} or repeat earlier ones; dataset items must carry their own position as 'index'"
-                        )
+            for batch in tqdm(
+                loader, desc=f"caching {name}", disable=not show_progress, leave=False
+            ):
+                if "index" not in batch:
+                    raise CacheError(
+                        f"teacher '{name}' cache: batches have no 'index' key (keys: {sorted(batch)}); "
+                        "the collate_fn must pass each item's dataset index through"
+                    )
+                index = torch.as_tensor(batch["index"]).long().cpu()
+                if ((index < 0) | (index >= num)).any() or seen[index.clamp(0, num - 1)].any():
+                    raise CacheError(
+                        f"teacher '{name}' cache: batch indices {index.tolist()[:8]} are out of range "
+                        f"0..{num - 1} or repeat earlier ones; dataset items must carry their own position as 'index'"
+                    )
+                with torch.inference_mode():  # the buffers below stay normal (editable) tensors
                     out = teacher(_to_device(batch, device))
-                    cls._store_batch(tensors, out, index, num, name, features, store, top_k)
-                    seen[index] = True
+                cls._store_batch(tensors, out, index, num, name, features, store, top_k)
+                seen[index] = True
         finally:
             teacher.train(was_training)
         if not seen.all():

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from kgkd.distill.context import LossContext
-from kgkd.errors import ConfigError
+from kgkd.errors import ConfigError, DistillError
 from kgkd.utils.registry import Registry
 
 #: Losses by name: ``LOSSES.get("kd")`` → class; build one with :func:`build_loss`.
@@ -34,7 +34,10 @@ class DistillLoss(nn.Module):
 
     def per_sample(self, ctx: LossContext) -> Tensor:
         """Loss of each sample ``[B]``; not every loss is decomposable per sample."""
-        raise NotImplementedError(f"loss '{type(self).__name__}' has no per-sample form")
+        raise DistillError(
+            f"loss {type(self).__name__} is not a per-sample mean (e.g. relational losses), so it "
+            "cannot be mixed per sample; use it as a separate term of weighted_sum instead"
+        )
 
     def forward(self, ctx: LossContext) -> Tensor:
         return self.per_sample(ctx).mean()
@@ -48,6 +51,11 @@ class DistillLoss(nn.Module):
                 for sub in child.children():
                     if isinstance(sub, DistillLoss):
                         sub.setup(ctx)
+
+
+def has_per_sample(loss: DistillLoss) -> bool:
+    """Whether ``loss`` overrides :meth:`DistillLoss.per_sample`."""
+    return type(loss).per_sample is not DistillLoss.per_sample
 
 
 def zero_loss(ctx: LossContext) -> Tensor:

@@ -14,9 +14,9 @@ import torch
 from torch import Tensor
 
 from kgkd.distill.context import LossContext
-from kgkd.distill.losses.base import LOSSES, DistillLoss, as_float, as_loss
+from kgkd.distill.losses.base import LOSSES, DistillLoss, as_float, as_loss, has_per_sample
 from kgkd.distill.losses.ce import ce_per_sample
-from kgkd.errors import DistillError
+from kgkd.errors import ConfigError, DistillError
 
 
 @LOSSES.register("combined")
@@ -38,6 +38,11 @@ class CombinedLoss(DistillLoss):
     ) -> None:
         super().__init__()
         self.kd = as_loss(kd, "combined.kd")
+        if not has_per_sample(self.kd):
+            raise ConfigError(
+                f"combined.kd: loss {type(self.kd).__name__} has no per-sample form; use a logit loss "
+                "(kd, multi_teacher_kd, feature) or combine it through weighted_sum"
+            )
         self.label_smoothing = label_smoothing
         self.last_terms: dict[str, float] = {}
 

@@ -62,6 +62,12 @@ def get_feature(output: Any, name: str, who: str) -> Tensor:
     return features[name]
 
 
+def projector_dtype(projector: nn.Module, default: torch.dtype) -> torch.dtype:
+    """Dtype of ``projector``'s parameters (``default`` for parameter-free projectors)."""
+    param = next(projector.parameters(), None)
+    return param.dtype if param is not None else default
+
+
 @LOSSES.register("feature")
 class FeatureLoss(DistillLoss):
     """Projected feature matching against every teacher.
@@ -130,7 +136,9 @@ class FeatureLoss(DistillLoss):
                 proj = build_projector(
                     self.projector_kind, s.shape[1:], f.shape[1:], **self.projector_options
                 )
-                self.projectors[self.key(t, k)] = proj.to(device=s.device, dtype=s.dtype)
+                # fp32 parameters even when the probe batch ran under AMP (bf16/fp16 features)
+                dtype = torch.promote_types(s.dtype, torch.float32)
+                self.projectors[self.key(t, k)] = proj.to(device=s.device, dtype=dtype)
 
     def distance(self, student: Tensor, teacher: Tensor) -> Tensor:
         """Per-sample distance ``[B]`` between projected student and teacher features."""
@@ -153,9 +161,11 @@ class FeatureLoss(DistillLoss):
         total = torch.zeros(ctx.batch_size, device=ctx.student.logits.device)
         for t in teachers:
             for k, (s_name, t_name) in enumerate(self.pairs):
-                projected = self.projectors[self.key(t, k)](
-                    get_feature(ctx.student, s_name, "the student")
-                )
+                projector = self.projectors[self.key(t, k)]
+                feature = get_feature(ctx.student, s_name, "the student")
+                if not torch.is_autocast_enabled(feature.device.type):
+                    feature = feature.to(projector_dtype(projector, feature.dtype))
+                projected = projector(feature)
                 target = get_feature(ctx.teachers[t], t_name, f"teacher {t}").detach()
                 if projected.shape != target.shape:
                     raise DistillError(
