@@ -94,13 +94,15 @@ class TeacherConfig:
     ``train_if_missing`` trains a teacher whose checkpoint is absent from the cache
     folder; with it off a missing checkpoint is an error naming the command that
     creates it. ``train`` is handed to ``kgkd.models.train_teacher`` (epochs, lr,
-    limit, max_length, trainable_layers, ...).
+    limit, max_length, trainable_layers, ...). ``features`` are the teacher features
+    cached next to the logits (only feature losses need them).
     """
 
     names: list[str] = field(default_factory=list)
     train_if_missing: bool = True
     train: dict[str, Any] = field(default_factory=dict)
     cache_dtype: Literal["float16", "float32"] = "float16"
+    features: list[str] = field(default_factory=list)
     batch_size: int = 64
 
 
@@ -114,7 +116,7 @@ class SignalsConfig:
     compares against. ``params`` go to ``kgkd.signals.fit_signals``.
     """
 
-    encoder: str = "rgcn"
+    encoder: str = "sage"
     epochs: int = 200
     weighting: str = "kg"
     baselines: list[str] = field(default_factory=lambda: ["uniform", "confidence", "best_single"])
@@ -123,9 +125,15 @@ class SignalsConfig:
 
 @dataclass
 class StudentConfig:
-    """The compact student: ``kind`` is ``text`` or ``digit``; ``params`` its constructor kwargs."""
+    """The compact student.
+
+    ``kind`` is ``text`` or ``digit``; ``params`` its constructor kwargs. ``label_set``
+    names the graph label set the student predicts (default: the graph's student
+    node, else the one label set every domain shares).
+    """
 
     kind: Literal["text", "digit"] = "text"
+    label_set: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
 
