@@ -139,7 +139,7 @@ def test_hf_teacher_on_minilm_learns_in_two_steps() -> None:
 def test_hf_teacher_rejects_unknown_feature() -> None:
     from transformers import BertConfig
 
-    from kgkd.models.hf_compat import auto_sequence_classifier
+    from kgkd.utils.compat import auto_sequence_classifier
 
     model = auto_sequence_classifier().from_config(
         BertConfig(

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from kgkd.errors import CheckpointError, ModelError
 from kgkd.models.base import ModelOutput, Teacher
 from kgkd.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, check_safetensors
-from kgkd.models.hf_compat import auto_sequence_classifier
+from kgkd.utils.compat import auto_sequence_classifier
 
 DEFAULT_FEATURES: tuple[str, ...] = ("pooled", "cls")
 _HIDDEN = re.compile(r"^hidden_(\d+)$")

@@ -30,7 +30,7 @@ from kgkd.errors import ConfigError
 from kgkd.models.base import ModelOutput
 from kgkd.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_dir, save_weights, write_json
 from kgkd.models.digit_cnn import DigitCNN, DigitCNNConfig
-from kgkd.models.hf_compat import auto_sequence_classifier
+from kgkd.utils.compat import auto_sequence_classifier
 from kgkd.models.loading import META_NAME, teachers_root
 from kgkd.utils.logging import get_logger
 from kgkd.utils.seed import seed_everything

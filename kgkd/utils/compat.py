@@ -1,4 +1,4 @@
-"""Import guard for ``transformers`` model classes.
+"""Compatibility guards for the installed stack (a torchvision built for another torch).
 
 transformers imports torchvision (if installed) while loading any model class, although
 text models never use it. A torchvision wheel built for another torch build fails at
