@@ -187,6 +187,9 @@ class Workspace:
     student_collate: Any = None
     caches: dict[str, list[Any]] = field(default_factory=dict)  # split → TeacherCache per teacher
     signals: Any = None
+    val_probs: dict[str, dict[str, Tensor]] = field(default_factory=dict)  # domain → teacher → [N, C]
+    val_labels: dict[str, Tensor] = field(default_factory=dict)
+    methods: dict[str, Any] = field(default_factory=dict)  # fitted comparison weightings
     weight_table: Tensor | None = None  # [D, T] for ``domains``
     student: Any = None
     history: Any = None
@@ -258,7 +261,25 @@ def _check_domains(kg: Any, cfg: RecipeConfig) -> list[str]:
             raise ConfigError(f"teachers.names: '{t}' is not a teacher of the graph.{hint} Graph teachers: {', '.join(sorted(teachers))}")
     if not cfg.teachers.names:
         raise ConfigError("teachers.names is empty; list the graph teachers to distil from")
+    _check_component_names(cfg)
     return domains
+
+
+def _check_component_names(cfg: RecipeConfig) -> None:
+    """Fail before any training on a misspelt encoder, weighting or loss name."""
+    from kgkd.distill.losses import LOSSES
+    from kgkd.recipes.weightings import check_method_names
+    from kgkd.signals import ENCODERS
+
+    for key, registry, name in (("signals.encoder", ENCODERS, cfg.signals.encoder), ("distill.loss", LOSSES, cfg.distill.loss)):
+        try:
+            registry.get(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    check_method_names([cfg.signals.weighting], "signals.weighting")
+    check_method_names(cfg.signals.baselines, "signals.baselines")
+    if cfg.signals.weighting == "oracle":
+        raise ConfigError("signals.weighting: 'oracle' reads the held-out labels (an upper bound); distil under kg or a baseline")
 
 
 def load_data(ws: Workspace) -> None:
@@ -349,12 +370,13 @@ def split_by_domain(dataset: Any, probs: Sequence[Tensor], names: Sequence[str],
 
 def fit_weights(ws: Workspace) -> None:
     """Fit the KG signals on the source domains' validation outputs; weights for every domain."""
-    from kgkd.signals.fit import fit_signals
+    from kgkd.signals import fit_signals
 
     val = ws.views["val"]
     names = [t.name for t in ws.teachers]
     probs = mapped_probs(ws.caches["val"], ws.label_maps, len(val))
     by_domain, labels_by = split_by_domain(val, probs, ws.domains, names)
+    ws.val_probs, ws.val_labels = by_domain, labels_by
     source = list(ws.cfg.data.source_domains)
     ws.signals = fit_signals(
         ws.kg,
@@ -394,16 +416,38 @@ def build_student(ws: Workspace) -> Any:
     return DigitStudent(config)
 
 
-def make_weighting(name: str, ws: Workspace, split: str = "val") -> Any:
-    """A ``TeacherWeighting`` over ``ws.domains`` by name: ``kg`` or a kgkd.signals baseline."""
-    from kgkd.distill.weighting import DomainTableWeighting, UniformWeighting
+def signal_options(cfg: RecipeConfig) -> dict[str, Any]:
+    """Options for the graph-fitted methods (encoder, epochs, seed and ``signals.params``)."""
+    return {"encoder": cfg.signals.encoder, "epochs": cfg.signals.epochs, "seed": cfg.seed, **cfg.signals.params}
 
+
+def method(ws: Workspace, name: str, target: str | None = None) -> Any:
+    """The weighting method ``name`` fitted on the source domains' validation outputs (memoised).
+
+    ``kg`` is the run's own fitted signals; the oracle is fitted per ``target`` domain.
+    """
+    from kgkd.recipes.weightings import FittedKG, fit_method
+
+    key = f"{name}@{target}" if name == "oracle" else name
+    if key not in ws.methods:
+        if name == "kg":
+            ws.methods[key] = FittedKG(ws.signals)
+        else:
+            options = {k: v for k, v in signal_options(ws.cfg).items() if not (name == "no_graph" and k == "encoder")}
+            ws.methods[key] = fit_method(
+                name, ws.kg, ws.val_probs, ws.val_labels, ws.cfg.data.source_domains,
+                [t.name for t in ws.teachers], options, target=target,
+            )  # fmt: skip
+    return ws.methods[key]
+
+
+def make_weighting(name: str, ws: Workspace) -> Any:
+    """The engine's ``TeacherWeighting`` for method ``name`` over ``ws.domains``."""
     if name == "kg":
-        assert ws.weight_table is not None
-        return DomainTableWeighting(ws.weight_table, ws.domains, normalize=True)
-    if name == "uniform":
-        return UniformWeighting(len(ws.teachers))
-    raise ConfigError(f"signals.weighting: unknown weighting '{name}'")
+        return ws.signals.as_weighting(ws.domains, ws.label_maps)
+    from kgkd.recipes.weightings import MethodWeighting
+
+    return MethodWeighting(method(ws, name), ws.domains, ws.label_maps)
 
 
 def distil(ws: Workspace) -> None:
@@ -451,7 +495,10 @@ def evaluate(ws: Workspace) -> dict[str, Any]:
     stacked = torch.stack(probs, dim=1)  # [N, T, C]
     ensembles: dict[str, dict[str, Any]] = {}
     for name in ["kg", *[b for b in ws.cfg.signals.baselines if b != "kg"]]:
-        weights = make_weighting(name, ws)(domains)  # [N, T]
+        weights = torch.zeros(stacked.shape[:2])
+        for i, d in enumerate(ws.domains):
+            rows = domains == i
+            weights[rows] = method(ws, name, target=d).sample_weights(d, stacked[rows]).float()
         preds = (weights.unsqueeze(-1) * stacked).sum(1).argmax(-1)
         ensembles[name] = per_domain_metrics(preds, labels, domains, ws.domains)
     singles = {t: per_domain_metrics(p.argmax(-1), labels, domains, ws.domains) for t, p in zip(names, probs)}
@@ -515,8 +562,9 @@ def run_config(cfg: RecipeConfig) -> RecipeResult:
         atomic_write_json(student_dir / "kgkd_recipe.json", {
             "recipe": cfg.recipe, "name": cfg.name, "modality": ws.modality, "domains": ws.domains,
             "held_out": ws.held_out, "label_set": ws.label_set, "label_names": list(ws.student_labels),
-            "max_length": cfg.data.max_length, "image_size": cfg.data.image_size,
+            "max_length": cfg.data.max_length, "image_size": cfg.data.image_size, "graph": "graph.ttl",
         })  # fmt: skip
+        ws.kg.serialize(student_dir / "graph.ttl")  # the student folder is self-contained
     names = [t.name for t in ws.teachers]
     assert ws.weight_table is not None
     weights = {d: {t: round(float(ws.weight_table[i, j]), 6) for j, t in enumerate(names)} for i, d in enumerate(ws.domains)}
