@@ -48,7 +48,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict:
     kg = KnowledgeGraph.from_file(graphs_dir() / "digits.ttl")
     probs, labels = collect_domain_probs(kg, TEACHERS, DOMAINS, "val", limit=150)
     embedder = TextEmbedder(cache)
-    fitted = fit_signals(kg, probs, labels, DOMAINS, encoder="sage", epochs=60, seed=0, embedder=embedder)
+    fitted = fit_signals(kg, probs, labels, DOMAINS, encoder="sage", epochs=40, seed=0, embedder=embedder)
     return {"kg": kg, "probs": probs, "labels": labels, "fitted": fitted, "embedder": embedder}
 
 
@@ -119,10 +119,21 @@ def test_unresolvable_label_map_is_an_error(env: dict) -> None:
         resolve_label_maps(env["kg"], ["teacher_mnist", "teacher_fashion"], "digits10")
 
 
-def test_lodo_never_hands_heldout_labels_to_methods(env: dict) -> None:
+def test_lodo_never_hands_heldout_labels_to_methods(env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kgkd.signals.baselines import KGEnsemble
+
+    seen: list[list[str]] = []
+    original = KGEnsemble.fit
+
+    def spy(self, kg, probs, labels, source_domains, teachers, target=None):  # type: ignore[no-untyped-def]
+        seen.append(sorted(labels))
+        return original(self, kg, probs, labels, source_domains, teachers, target)
+
+    monkeypatch.setattr(KGEnsemble, "fit", spy)
     report = leave_one_domain_out(env["kg"], env["probs"], env["labels"], heldout=["mnist"],
                                   methods=("uniform", "kg", "oracle"), epochs=20, embedder=env["embedder"])
     # the oracle (best teacher on mnist's own labels) is an upper bound of every method
     oracle = report.accuracy("mnist", "oracle")
     assert all(r["accuracy"] <= oracle + 1e-9 for r in report.rows)
     assert {r["method"] for r in report.rows} == {"uniform", "kg", "oracle"}
+    assert seen == [["uci_digits"]]  # the KG method saw only the source domain's labels

@@ -6,7 +6,8 @@ Objective, full-batch over the source domains' training slices::
 
 where ``w`` is the head's softmax over teachers, ``p_t`` teacher probabilities in
 the domain's label space and ``acc`` the measured accuracy (auxiliary target).
-A held-out slice of every source domain drives early stopping; the best state is
+A held-out slice of every source domain drives early stopping (its NLL is read from the
+same full-batch forward pass, exact with the default ``dropout=0``); the best state is
 kept. Labels of domains not in ``source_domains`` are never read.
 """
 
@@ -25,7 +26,7 @@ from kgkd.signals.features import NodeFeaturizer, TextEmbedder
 from kgkd.signals.fitted import FittedSignals, prepare_inputs
 from kgkd.signals.graph_view import PATH_FEATURES, SignalGraph, signal_graph_from_kg
 from kgkd.signals.heads import sample_evidence
-from kgkd.signals.model import SignalModel, SignalModelConfig
+from kgkd.signals.model import SignalModel, SignalModelConfig, single_thread
 from kgkd.signals.reliability import LabelsByDomain, ProbsByDomain, check_probs, measure_reliability
 from kgkd.utils.logging import get_logger
 from kgkd.utils.seed import seed_everything
@@ -81,6 +82,7 @@ def _domain_weights(model: SignalModel, scores: Tensor, h_d: Tensor, batch: Doma
     return model.gate(w.expand(len(idx), -1), sample_evidence(probs), h_d[row].expand(len(idx), -1))
 
 
+@single_thread()
 def fit_signals(
     kg: Any,
     probs_by_domain: ProbsByDomain,
@@ -93,6 +95,7 @@ def fit_signals(
     teachers: Sequence[str] | None = None,
     hidden: int = 64,
     num_layers: int = 2,
+    dropout: float = 0.0,
     lr: float = 5e-3,
     weight_decay: float = 1e-4,
     aux_weight: float = 0.1,
@@ -134,7 +137,7 @@ def fit_signals(
     featurizer = NodeFeaturizer(embedder, use_text=use_text).fit(graph.records)
     inputs = prepare_inputs(graph, featurizer, list(source_domains), names)
     config = SignalModelConfig(
-        encoder=encoder, hidden=hidden, num_layers=num_layers, gate=gate, temperature=temperature,
+        encoder=encoder, hidden=hidden, num_layers=num_layers, dropout=dropout, gate=gate, temperature=temperature,
         in_dims={t: int(x.size(1)) for t, x in inputs.x_dict.items()},
         edge_types=[list(e) for e in graph.edge_index], path_dim=len(PATH_FEATURES) + 1,
     )
@@ -146,33 +149,27 @@ def fit_signals(
     measured = ~torch.isnan(acc)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
-    def run(split: str) -> tuple[Tensor, Tensor]:
+    def step() -> tuple[Tensor, Tensor, Tensor]:
+        """One full-batch forward: train NLL (with grad), auxiliary loss, val NLL (detached)."""
         scores, rel, h_d = model(inputs.x_dict, inputs.edge_index, inputs.edge_weight, inputs.path,
                                  inputs.domain_idx, inputs.teacher_idx)
-        nlls = []
+        nll: dict[str, list[Tensor]] = {"train": [], "val": []}
         for row, b in enumerate(batches):
-            idx = b.train if split == "train" else b.val
-            if idx.numel() == 0:
-                continue
-            w = _domain_weights(model, scores, h_d, b, row, idx)
-            nlls.append(ensemble_nll(w, b.probs[idx], b.labels[idx]))
-        nll = torch.stack(nlls).mean() if nlls else torch.zeros(())
+            for split, idx in (("train", b.train), ("val", b.val)):
+                if idx.numel():
+                    w = _domain_weights(model, scores, h_d, b, row, idx)
+                    nll[split].append(ensemble_nll(w, b.probs[idx], b.labels[idx]))
+        train = torch.stack(nll["train"]).mean()
+        val = torch.stack(nll["val"]).mean().detach() if nll["val"] else train.detach()
         aux = ((rel - torch.nan_to_num(acc))[measured] ** 2).mean() if measured.any() else torch.zeros(())
-        return nll, aux
+        return train, aux, val
 
-    has_val = any(b.val.numel() for b in batches)
     best_val, best_state, best_epoch, bad = math.inf, copy.deepcopy(model.state_dict()), 0, 0
     curve: list[dict[str, float]] = []
     for epoch in range(epochs):
         model.train()
-        nll, aux = run("train")
-        loss = nll + aux_weight * aux
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        model.eval()
-        with torch.no_grad():
-            val_nll = run("val")[0].item() if has_val else nll.item()
+        nll, aux, val = step()
+        val_nll = val.item()  # the parameters that produced it are the ones we may keep
         curve.append({"epoch": epoch, "train_nll": round(nll.item(), 6), "aux": round(aux.item(), 6),
                       "val_nll": round(val_nll, 6)})
         if val_nll < best_val - 1e-6:
@@ -181,10 +178,14 @@ def fit_signals(
             bad += 1
             if bad >= patience:
                 break
+        opt.zero_grad()
+        (nll + aux_weight * aux).backward()
+        opt.step()
     model.load_state_dict(best_state)
     model.eval()
     with torch.no_grad():
-        final_train = run("train")[0].item()
+        final_train = step()[0].item()
+    has_val = any(b.val.numel() for b in batches)
     uniform = [ensemble_nll(b.mask.float() / b.mask.sum(), b.probs[b.val if has_val else b.train],
                             b.labels[b.val if has_val else b.train]).item() for b in batches]
     history = {"best_epoch": best_epoch, "best_val_nll": round(best_val, 6), "train_nll": round(final_train, 6),

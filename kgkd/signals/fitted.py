@@ -22,7 +22,7 @@ from kgkd.errors import CheckpointError, SignalError
 from kgkd.signals.features import TEXT_DIM, NodeFeaturizer
 from kgkd.signals.graph_view import PATH_FEATURES, SignalGraph, signal_graph_from_kg
 from kgkd.signals.heads import AlignmentHead, sample_evidence
-from kgkd.signals.model import SignalModel, SignalModelConfig
+from kgkd.signals.model import SignalModel, SignalModelConfig, single_thread
 from kgkd.signals.reliability import ReliabilityTable
 from kgkd.utils.io import atomic_path, atomic_write_json
 from kgkd.utils.logging import get_logger
@@ -99,8 +99,9 @@ class FittedSignals:
     @torch.no_grad()
     def _forward(self, domain_names: Sequence[str]) -> tuple[Tensor, Tensor]:
         inputs = prepare_inputs(self._graph(), self.featurizer, domain_names, self.teachers)
-        scores, _, h_d = self.model(inputs.x_dict, inputs.edge_index, inputs.edge_weight, inputs.path,
-                                    inputs.domain_idx, inputs.teacher_idx)
+        with single_thread():
+            scores, _, h_d = self.model(inputs.x_dict, inputs.edge_index, inputs.edge_weight, inputs.path,
+                                        inputs.domain_idx, inputs.teacher_idx)
         return scores, h_d
 
     # --- signals -------------------------------------------------------------

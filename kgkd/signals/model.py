@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from kgkd.signals.encoders import EdgeType, build_encoder
 from kgkd.signals.heads import SampleGate, TeacherWeightHead
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block.
+
+    Knowledge graphs are tiny (tens of nodes): every op is microseconds of work,
+    and on a busy machine the thread-pool barriers of many tiny ops cost 10-100x
+    the work itself. One thread is the fast setting here.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
