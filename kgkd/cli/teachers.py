@@ -4,6 +4,9 @@
   — fine-tune MiniLM (text) or train a DigitCNN (images); saves ``teacher_<NAME>``.
 * ``kgkd teachers list`` — every teacher name kgkd can resolve and whether it is ready.
 * ``kgkd teachers eval --teacher teacher_amazon [--domain NAME --split val --limit N]`` — accuracy.
+* ``kgkd teachers cache --teacher teacher_amazon --domain yelp [--split train --out FILE]`` — run a
+  teacher once over a split and store its logits/features: the file a site hands over instead of
+  its data or weights.
 """
 
 from __future__ import annotations
@@ -63,6 +66,29 @@ def _eval(args: argparse.Namespace) -> int:
     with torch.inference_mode():
         acc = evaluate_accuracy(teacher, DataLoader(dataset, batch_size=64, collate_fn=collate))
     print(f"{args.teacher} on {domain}/{args.split} ({len(dataset)} samples): accuracy {acc:.4f}")
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from kgkd.data import ImageCollator, TextCollator, load_domain, load_minilm_tokenizer
+    from kgkd.distill.cache import TeacherCache, default_cache_path
+    from kgkd.models.loading import load_teacher
+
+    teacher = load_teacher(args.teacher, args.root)
+    dataset = load_domain(args.domain, args.split, limit=args.limit)
+    if teacher.modality == "text":
+        collate = TextCollator(load_minilm_tokenizer(), args.max_length)
+        preprocessing = f"minilm-tokenizer max_length={args.max_length}"
+    else:
+        collate = ImageCollator(size=28)
+        preprocessing = "digits 28x28"
+    out = args.out or default_cache_path(teacher.name, f"{args.domain}_{args.split}")
+    cache = TeacherCache.get_or_build(
+        teacher, dataset, collate, path=out, preprocessing=preprocessing,
+        batch_size=args.batch_size, features=args.features or list(teacher.feature_names),
+        dtype=args.dtype, top_k=args.top_k,
+    )  # fmt: skip
+    print(f"{cache!r} -> {out}")
     return 0
 
 
@@ -131,3 +157,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="teacher checkpoint folder (default <cache>/teachers)",
     )
     ev.set_defaults(func=_eval)
+
+    cache = sub.add_parser(
+        "cache",
+        help="run a teacher once over a domain split and store its outputs (also the export file "
+        "a site hands over instead of its data)",
+    )
+    cache.add_argument("--teacher", required=True, help="teacher name, e.g. teacher_amazon")
+    cache.add_argument("--domain", required=True, help="domain whose split is the transfer set")
+    cache.add_argument("--split", choices=["train", "val", "test"], default="train",
+                       help="split (default train)")  # fmt: skip
+    cache.add_argument("--limit", type=int, default=None, help="stratified subset of this size")
+    cache.add_argument("--features", nargs="*", default=None,
+                       help="feature names to store (default: all the teacher exposes)")  # fmt: skip
+    cache.add_argument("--dtype", choices=["fp16", "fp32"], default="fp16", help="storage precision")
+    cache.add_argument("--top-k", type=int, default=None,
+                       help="store only the k largest logits per sample (large label spaces)")  # fmt: skip
+    cache.add_argument("--max-length", type=int, default=64, help="token limit for text (default 64)")
+    cache.add_argument("--batch-size", type=int, default=64, help="inference batch size (default 64)")
+    cache.add_argument("--out", type=Path, default=None,
+                       help="cache file (default <cache>/teacher_outputs/<teacher>__<domain>_<split>.safetensors)")  # fmt: skip
+    cache.add_argument("--root", type=Path, default=None,
+                       help="teacher checkpoint folder (default <cache>/teachers)")  # fmt: skip
+    cache.set_defaults(func=_cache)

@@ -65,7 +65,7 @@ def default_cache_path(teacher_name: str, dataset_name: str) -> Path:
 
 def _rebuild_hint(teacher: str) -> str:
     return (
-        f"delete it and rebuild with TeacherCache.build(...) or `kgkd teachers cache --teacher {teacher}` "
+        f"delete it and rebuild with TeacherCache.build(...) or `kgkd teachers cache --teacher {teacher} --domain DOMAIN` "
         "(or ask the exporting site for a new export)"
     )
 
@@ -331,7 +331,7 @@ class TeacherCache:
         path = Path(path)
         if not path.is_file():
             raise CacheError(
-                f"teacher cache file {path} does not exist; build it with TeacherCache.build(...) or `kgkd teachers cache`"
+                f"teacher cache file {path} does not exist; build it with TeacherCache.build(...) or `kgkd teachers cache --teacher NAME --domain DOMAIN`"
             )
         teacher = path.stem.split("__")[0]
         try:
