@@ -137,3 +137,11 @@ def test_lodo_never_hands_heldout_labels_to_methods(env: dict, monkeypatch: pyte
     assert all(r["accuracy"] <= oracle + 1e-9 for r in report.rows)
     assert {r["method"] for r in report.rows} == {"uniform", "kg", "oracle"}
     assert seen == [["uci_digits"]]  # the KG method saw only the source domain's labels
+
+
+def test_no_graph_ablation_ignores_the_encoder_option(env: dict) -> None:
+    from kgkd.signals.baselines import WEIGHTINGS
+
+    method = WEIGHTINGS.get("no_graph")(encoder="sage", epochs=2, embedder=env["embedder"])
+    method.fit(env["kg"], env["probs"], env["labels"], ["uci_digits"], TEACHERS)
+    assert method.fitted.model.config.encoder == "mlp"

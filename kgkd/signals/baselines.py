@@ -133,10 +133,12 @@ class KGEnsemble(EnsembleWeighting):
 
     default_encoder = "sage"
     default_gate = False
+    #: options a subclass pins regardless of what the caller passes (e.g. the ablation's encoder).
+    forced: dict[str, Any] = {}
 
     def fit(self, kg, probs, labels, source_domains, teachers, target=None):  # type: ignore[override]
         super().fit(kg, probs, labels, source_domains, teachers, target)
-        opts = {"encoder": self.default_encoder, "gate": self.default_gate, **self.options}
+        opts = {"encoder": self.default_encoder, "gate": self.default_gate, **self.options, **self.forced}
         self.fitted: FittedSignals = fit_signals(kg, {d: probs[d] for d in source_domains},
                                                  {d: labels[d] for d in source_domains}, source_domains,
                                                  teachers=teachers, **opts)
@@ -157,4 +159,4 @@ class KGGateEnsemble(KGEnsemble):
 class NoGraphEnsemble(KGEnsemble):
     """Ablation: the same heads over node features only (no message passing)."""
 
-    default_encoder = "mlp"
+    forced = {"encoder": "mlp"}
