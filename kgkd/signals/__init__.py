@@ -15,18 +15,24 @@ from kgkd.signals.features import AttributeSchema, NodeFeaturizer, NodeRecord, T
 from kgkd.signals.fit import ensemble_nll, fit_signals
 from kgkd.signals.fitted import FittedSignals
 from kgkd.signals.graph_view import PATH_FEATURES, SignalGraph, signal_graph_from_kg
-from kgkd.signals.heads import AlignmentHead, FiLMProjector, SampleGate, TeacherWeightHead, sample_evidence
+from kgkd.signals.heads import (
+    AlignmentHead,
+    FiLMProjector,
+    SampleGate,
+    TeacherWeightHead,
+    sample_evidence,
+)
 from kgkd.signals.reliability import ReliabilityTable, collect_teacher_probs, measure_reliability
 
 __all__ = [
     "ENCODERS",
+    "PATH_FEATURES",
     "AlignmentHead",
     "AttributeSchema",
     "FiLMProjector",
     "FittedSignals",
     "NodeFeaturizer",
     "NodeRecord",
-    "PATH_FEATURES",
     "ReliabilityTable",
     "SampleGate",
     "SignalEncoder",

@@ -16,7 +16,8 @@ domain's samples (teacher probabilities ``[N, T, C]``; no labels).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -28,7 +29,7 @@ from kgkd.signals.reliability import LabelsByDomain, ProbsByDomain, measure_reli
 from kgkd.utils.registry import Registry
 
 #: Weighting methods by name: ``WEIGHTINGS.get("kg")(**options)``.
-WEIGHTINGS: Registry[type["EnsembleWeighting"]] = Registry("teacher weighting")
+WEIGHTINGS: Registry[type[EnsembleWeighting]] = Registry("teacher weighting")
 
 
 def stack_probs(by_teacher: dict[str, Tensor], teachers: Sequence[str]) -> Tensor:
@@ -50,7 +51,7 @@ class EnsembleWeighting:
         self.teachers: list[str] = []
 
     def fit(self, kg: Any, probs: ProbsByDomain, labels: LabelsByDomain, source_domains: Sequence[str],
-            teachers: Sequence[str], target: str | None = None) -> "EnsembleWeighting":
+            teachers: Sequence[str], target: str | None = None) -> EnsembleWeighting:
         self.teachers = list(teachers)
         return self
 
@@ -134,7 +135,7 @@ class KGEnsemble(EnsembleWeighting):
     default_encoder = "sage"
     default_gate = False
     #: options a subclass pins regardless of what the caller passes (e.g. the ablation's encoder).
-    forced: dict[str, Any] = {}
+    forced: ClassVar[dict[str, Any]] = {}
 
     def fit(self, kg, probs, labels, source_domains, teachers, target=None):  # type: ignore[override]
         super().fit(kg, probs, labels, source_domains, teachers, target)
@@ -159,4 +160,4 @@ class KGGateEnsemble(KGEnsemble):
 class NoGraphEnsemble(KGEnsemble):
     """Ablation: the same heads over node features only (no message passing)."""
 
-    forced = {"encoder": "mlp"}
+    forced: ClassVar[dict[str, Any]] = {"encoder": "mlp"}

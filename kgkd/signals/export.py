@@ -11,8 +11,9 @@ The weights are added to the graph as blank nodes that SPARQL can query::
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from torch import Tensor
 

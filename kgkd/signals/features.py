@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import torch
 
@@ -120,7 +120,7 @@ class TextEmbedder:
                 try:
                     result[i] = load_file(str(f))["embedding"]
                     continue
-                except Exception:  # a truncated cache file is recomputed, never trusted
+                except Exception:  # noqa: BLE001 - a truncated cache file is recomputed, never trusted
                     log.warning("ignoring unreadable text-embedding cache file %s", f)
             missing.append(i)
         if missing:
@@ -149,7 +149,7 @@ class AttributeSchema:
     std: list[float]
 
     @classmethod
-    def fit(cls, records: Sequence[NodeRecord]) -> "AttributeSchema":
+    def fit(cls, records: Sequence[NodeRecord]) -> AttributeSchema:
         """Collect every finite numeric attribute the records state and its mean/std."""
         names = sorted({k for r in records for k, v in r.attributes.items() if _finite(v)})
         mean, std = [], []
@@ -182,7 +182,7 @@ class AttributeSchema:
         return {"names": self.names, "mean": self.mean, "std": self.std}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, list]) -> "AttributeSchema":
+    def from_dict(cls, d: Mapping[str, list]) -> AttributeSchema:
         return cls(list(d["names"]), [float(x) for x in d["mean"]], [float(x) for x in d["std"]])
 
 
@@ -206,7 +206,7 @@ class NodeFeaturizer:
         self.use_text = use_text
         self.schemas: dict[str, AttributeSchema] = {}
 
-    def fit(self, records_by_type: Mapping[str, Sequence[NodeRecord]]) -> "NodeFeaturizer":
+    def fit(self, records_by_type: Mapping[str, Sequence[NodeRecord]]) -> NodeFeaturizer:
         self.schemas = {t: AttributeSchema.fit(recs) for t, recs in records_by_type.items()}
         return self
 
@@ -235,7 +235,7 @@ class NodeFeaturizer:
         return {"use_text": self.use_text, "schemas": {t: s.to_dict() for t, s in self.schemas.items()}}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, object], embedder: TextEmbedder | None = None) -> "NodeFeaturizer":
+    def from_dict(cls, d: Mapping[str, object], embedder: TextEmbedder | None = None) -> NodeFeaturizer:
         f = cls(embedder, use_text=bool(d.get("use_text", True)))
         f.schemas = {t: AttributeSchema.from_dict(s) for t, s in dict(d["schemas"]).items()}  # type: ignore[arg-type]
         return f

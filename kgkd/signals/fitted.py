@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -81,7 +82,7 @@ class FittedSignals:
         self.alignment_head = AlignmentHead(alignment_temperature)
 
     # --- binding -------------------------------------------------------------
-    def with_graph(self, kg: Any) -> "FittedSignals":
+    def with_graph(self, kg: Any) -> FittedSignals:
         """The same fitted model bound to another ``KnowledgeGraph`` (inductive; no retraining)."""
         graph = kg if isinstance(kg, SignalGraph) else signal_graph_from_kg(kg)
         return FittedSignals(self.model, self.featurizer, self.teachers, graph, self.reliability, self.history,
@@ -139,7 +140,7 @@ class FittedSignals:
     @torch.no_grad()
     def sample_weights(self, domain: str, probs: Tensor) -> Tensor:
         """Per-sample weights [N, T] on ``domain`` from teacher probabilities [N, T, C] (gate if fitted)."""
-        scores, h_d = self._forward([domain])
+        _, h_d = self._forward([domain])
         w = self.weights([domain]).expand(probs.size(0), -1)
         if self.model.gate is None:
             return w.clone()
@@ -191,7 +192,7 @@ class FittedSignals:
         return out
 
     @classmethod
-    def load(cls, directory: str | Path, kg: Any | None = None) -> "FittedSignals":
+    def load(cls, directory: str | Path, kg: Any | None = None) -> FittedSignals:
         """Read signals saved by :meth:`save`; bind them to ``kg`` when given."""
         from safetensors.torch import load_file
 

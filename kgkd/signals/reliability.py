@@ -12,8 +12,9 @@ Layout used across :mod:`kgkd.signals`: ``probs_by_domain[domain][teacher]`` is 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -60,7 +61,7 @@ class ReliabilityTable:
         }
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "ReliabilityTable":
+    def from_json(cls, d: Mapping[str, Any]) -> ReliabilityTable:
         def tens(rows: list[list[float | None]]) -> Tensor:
             return torch.tensor([[float("nan") if v is None else v for v in r] for r in rows], dtype=torch.float32)
 

@@ -8,10 +8,9 @@ cannot read them — and scored on the held-out domain's samples. Only the oracl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
-
-import torch
+from typing import Any
 
 from kgkd.errors import SignalError
 from kgkd.signals.baselines import WEIGHTINGS, stack_probs

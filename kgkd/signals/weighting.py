@@ -7,7 +7,8 @@ was fitted, the domain embeddings it is conditioned on.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
