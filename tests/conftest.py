@@ -9,6 +9,26 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import torch  # noqa: E402
+import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Session-wide teacher/cache folder exported as ``KGKD_CACHE_DIR``.
+
+    Recipes, CLI and notebook tests share it, so each smoke teacher is trained once per run.
+    """
+    folder = tmp_path_factory.getbasetemp() / "kgkd_shared_cache"
+    folder.mkdir(exist_ok=True)
+    old = os.environ.get("KGKD_CACHE_DIR")
+    os.environ["KGKD_CACHE_DIR"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("KGKD_CACHE_DIR", None)
+    else:
+        os.environ["KGKD_CACHE_DIR"] = old
