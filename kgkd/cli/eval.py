@@ -44,7 +44,7 @@ def _label_remap(folder: Path, meta: dict, domain: str, num_labels: int) -> np.n
     return domain_label_remap(KnowledgeGraph.from_file(graph), domain, meta["label_set"])
 
 
-def _collate(student, meta):  # noqa: ANN001, ANN202
+def _collate(student, meta):
     from kgkd.data import ImageCollator, TextCollator, load_minilm_tokenizer
 
     if getattr(student, "modality", "text") == "text":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kgkd.graph.knowledge_graph import KnowledgeGraph
+if TYPE_CHECKING:  # the graph stack (rdflib, torch) loads only when a command runs
+    from kgkd.graph.knowledge_graph import KnowledgeGraph
 
 
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
@@ -33,6 +34,8 @@ def _compact(kg: KnowledgeGraph, value: Any) -> Any:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from kgkd.graph.knowledge_graph import KnowledgeGraph
+
     kg = KnowledgeGraph.from_file(args.file, format=args.format).validate()
     counts = kg.summary()
     print(
@@ -43,6 +46,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from kgkd.graph.knowledge_graph import KnowledgeGraph
+
     kg = KnowledgeGraph.from_file(args.file, format=args.format)
     if not args.no_validate:
         kg.validate()
@@ -80,6 +85,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
+    from kgkd.graph.knowledge_graph import KnowledgeGraph
+
     kg = KnowledgeGraph.from_file(args.file, format=args.format)
     result = kg.query(args.sparql)
     if isinstance(result, bool):

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from kgkd.errors import DataError
+
+if TYPE_CHECKING:  # torch loads only when a command runs (fast `kgkd --help`)
+    import torch
 
 
 def load_image(path: str | Path) -> torch.Tensor:
     """A gray image file (.png/.jpg via matplotlib, or .npy) as FloatTensor [1, H, W] in 0..1."""
+    import torch
+
     file = Path(path)
     if not file.is_file():
         raise DataError(f"image file '{file}' does not exist")
@@ -30,7 +34,9 @@ def load_image(path: str | Path) -> torch.Tensor:
         try:
             array = mpimg.imread(file)
         except (OSError, ValueError, SyntaxError) as exc:
-            raise DataError(f"cannot read image '{file}': {exc}; give a .png or a .npy array") from None
+            raise DataError(
+                f"cannot read image '{file}': {exc}; give a .png or a .npy array"
+            ) from None
     array = np.asarray(array, dtype=np.float32)
     if array.ndim == 3:  # colour/alpha → gray
         array = array[..., :3].mean(axis=-1)
@@ -41,14 +47,18 @@ def load_image(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).unsqueeze(0)
 
 
-def student_batch(student: Any, meta: dict[str, Any], text: str | None = None, image: torch.Tensor | None = None) -> dict:
+def student_batch(
+    student: Any, meta: dict[str, Any], text: str | None = None, image: torch.Tensor | None = None
+) -> dict:
     """One-item batch for ``student`` with the collator its recipe used."""
     from kgkd.data import ImageCollator, TextCollator, load_minilm_tokenizer
 
     item: dict[str, Any] = {"label": -1, "domain": 0, "index": 0}
     if getattr(student, "modality", "text") == "text":
         if text is None:
-            raise DataError("this student reads text; pass the sentence as an argument, not --image")
+            raise DataError(
+                "this student reads text; pass the sentence as an argument, not --image"
+            )
         item["text"] = text
         return TextCollator(load_minilm_tokenizer(), int(meta.get("max_length", 64)))([item])
     if image is None:
@@ -66,6 +76,8 @@ def read_meta(student_dir: Path) -> dict[str, Any]:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    import torch
+
     from kgkd.models import load_student
 
     folder = Path(args.student_dir)
@@ -86,10 +98,18 @@ def _predict(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``predict`` subcommand."""
-    parser = subparsers.add_parser("predict", help="label a sentence or an image with a saved student", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("student_dir", metavar="STUDENT_DIR", help="folder written by a recipe run (<run>/student)")
+    parser = subparsers.add_parser(
+        "predict",
+        help="label a sentence or an image with a saved student",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "student_dir", metavar="STUDENT_DIR", help="folder written by a recipe run (<run>/student)"
+    )
     parser.add_argument("text", nargs="*", help="the sentence to label (text students)")
-    parser.add_argument("--image", default=None, metavar="FILE", help="gray image (.png or .npy) for digit students")
+    parser.add_argument(
+        "--image", default=None, metavar="FILE", help="gray image (.png or .npy) for digit students"
+    )
     parser.add_argument("--top", type=int, default=2, help="how many labels to print (default 2)")
     parser.set_defaults(func=_predict)

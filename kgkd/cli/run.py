@@ -23,7 +23,7 @@ def add_recipe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def config_from_args(name: str, args: argparse.Namespace):  # noqa: ANN201 - RecipeConfig
+def config_from_args(name: str, args: argparse.Namespace):
     """Load ``name`` with the ``--set``/``--out``/``--no-progress`` options applied."""
     overrides = list(args.overrides)
     if args.out:

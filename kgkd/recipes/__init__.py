@@ -6,13 +6,53 @@
 
 Recipes: :mod:`~kgkd.recipes.sentiment_transfer`, :mod:`~kgkd.recipes.digits_transfer`,
 :mod:`~kgkd.recipes.digits_fashion_amalgamation` (registry :data:`RECIPES`).
+
+Names resolve lazily (PEP 562): reading configs (``kgkd run --help``) does not import
+torch; the pipeline loads on first use of a recipe.
 """
 
-from typing import Any, Mapping, Sequence
+from __future__ import annotations
 
-from kgkd.recipes import digits_fashion_amalgamation, digits_transfer, sentiment_transfer
-from kgkd.recipes.config import RecipeConfig, config_to_dict, list_configs, load_config
-from kgkd.recipes.pipeline import RECIPES, RecipeResult, run_config
+import importlib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kgkd.recipes.config import RecipeConfig
+    from kgkd.recipes.pipeline import RecipeResult
+
+#: The recipe modules; each registers its ``run`` in :data:`RECIPES` on import.
+RECIPE_MODULES: tuple[str, ...] = (
+    "sentiment_transfer",
+    "digits_transfer",
+    "digits_fashion_amalgamation",
+)
+
+_EXPORTS = {
+    "RecipeConfig": "kgkd.recipes.config",
+    "config_to_dict": "kgkd.recipes.config",
+    "list_configs": "kgkd.recipes.config",
+    "load_config": "kgkd.recipes.config",
+    "RecipeResult": "kgkd.recipes.pipeline",
+    "run_config": "kgkd.recipes.pipeline",
+}
+
+
+def _registry() -> Any:
+    """The recipe registry with every shipped recipe registered."""
+    for name in RECIPE_MODULES:
+        importlib.import_module(f"kgkd.recipes.{name}")
+    return importlib.import_module("kgkd.recipes.pipeline").RECIPES
+
+
+def __getattr__(name: str) -> Any:
+    if name in RECIPE_MODULES:
+        return importlib.import_module(f"kgkd.recipes.{name}")
+    if name == "RECIPES":
+        return _registry()
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'kgkd.recipes' has no attribute '{name}'")
 
 
 def run(
@@ -22,14 +62,17 @@ def run(
     smoke: bool | None = None,
 ) -> RecipeResult:
     """Run any config with the recipe its ``recipe:`` key names (what ``kgkd run`` does)."""
+    from kgkd.recipes.config import RecipeConfig, config_to_dict, load_config
+
     if isinstance(config, RecipeConfig):
         config, smoke = config_to_dict(config), False
     cfg = load_config(config, overrides, smoke=smoke)
-    return RECIPES.get(cfg.recipe)(cfg)
+    return _registry().get(cfg.recipe)(cfg)
 
 
 __all__ = [
     "RECIPES",
+    "RECIPE_MODULES",
     "RecipeConfig",
     "RecipeResult",
     "digits_fashion_amalgamation",
