@@ -32,3 +32,12 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("KGKD_CACHE_DIR", None)
     else:
         os.environ["KGKD_CACHE_DIR"] = old
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one torch thread (2 threads on a shared 2-core box spin and run ~10x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

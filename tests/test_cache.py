@@ -17,13 +17,7 @@ from kgkd.models.module_teacher import ModuleTeacher
 N = 10
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread (2 threads on a shared 2-core box spin and run ~10× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ToyData(torch.utils.data.Dataset):

@@ -13,14 +13,7 @@ from kgkd.errors import ConfigError, DistillError
 from kgkd.labels import LabelMap
 from kgkd.models.base import ModelOutput
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread (2 threads on a shared 2-core box spin and run ~10× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def out(logits: list[list[float]] | torch.Tensor, **features: torch.Tensor) -> ModelOutput:
