@@ -23,7 +23,6 @@ from kgkd.data.specs import DomainSpec, get_spec
 from kgkd.data.splits import check_split, stratified_subset
 from kgkd.data.storage import read_image_arrays, read_manifest, read_text_records, sha256_file
 from kgkd.errors import DataError, MissingDataError
-from kgkd.paths import data_dir
 
 #: Parsed files, keyed by (path, size, mtime): loading three splits reads the file once.
 _FILE_CACHE: dict[tuple[str, int, int], tuple[str, Any]] = {}
@@ -32,7 +31,7 @@ _FILE_CACHE_SIZE = 16
 
 def _load_file(spec: DomainSpec) -> tuple[str, Any]:
     """Return (sha256, parsed content) of a domain's file, checked against its manifest."""
-    root = data_dir()
+    root = spec.root_dir
     path = root / spec.file
     if not path.is_file():
         raise MissingDataError(
@@ -141,8 +140,13 @@ class DomainDataset(Dataset):
         return item
 
     def class_counts(self) -> list[int]:
-        """Number of items per class (index = label)."""
-        return np.bincount(self.labels, minlength=self.num_classes).tolist()
+        """Number of labelled items per class (index = label); unlabelled items (-1) are not counted."""
+        return np.bincount(self.labels[self.labels >= 0], minlength=self.num_classes).tolist()
+
+    @property
+    def num_labelled(self) -> int:
+        """Items with a label (user domains may hold unlabelled items, label -1)."""
+        return int((self.labels >= 0).sum())
 
     def fingerprint(self) -> str:
         """sha256 of (file checksum, split, limit, seed): equal fingerprints ⇒ identical items."""
@@ -288,4 +292,5 @@ class MultiDomainDataset(Dataset):
 
 def data_file(name: str) -> Path:
     """Absolute path of a domain's built file (it may not exist yet)."""
-    return data_dir() / get_spec(name).file
+    spec = get_spec(name)
+    return spec.root_dir / spec.file

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from pathlib import Path
 
 from kgkd.errors import UnknownDatasetError
+from kgkd.paths import data_dir
 from kgkd.utils.registry import Registry
 
 SENTIMENT_LABELS: tuple[str, ...] = ("negative", "positive")
@@ -67,6 +69,10 @@ class DomainSpec:
         description: one line on what the samples look like.
         shipped: ``True`` if the built file is committed; ``False`` → build on demand.
         manifest: manifest holding this domain's checksum and counts, relative to the data dir.
+        root: folder ``file`` and ``manifest`` are relative to; ``None`` → ``kgkd.paths.data_dir()``
+            (user domains live in their own folder, see ``kgkd.data.user``).
+        origin: ``"shipped"`` (this registry) or ``"user"`` (added with ``kgkd data add``).
+        rebuild: command that recreates the file, when it is not ``kgkd data build``.
     """
 
     name: str
@@ -80,10 +86,20 @@ class DomainSpec:
     description: str
     shipped: bool = True
     manifest: str = "manifest.json"
+    root: str | None = None
+    origin: str = "shipped"
+    rebuild: str = ""
+
+    @property
+    def root_dir(self) -> Path:
+        """Folder holding this domain's file and manifest."""
+        return Path(self.root) if self.root is not None else data_dir()
 
     @property
     def build_command(self) -> str:
         """The CLI command that (re)builds this domain's file."""
+        if self.rebuild:
+            return self.rebuild
         return (
             "kgkd data build --fashion"
             if not self.shipped
@@ -194,22 +210,37 @@ MODALITIES: tuple[str, ...] = ("text", "image")
 
 
 def get_spec(name: str) -> DomainSpec:
-    """Return the spec of domain ``name``; unknown names get a did-you-mean error."""
+    """Return the spec of domain ``name`` (shipped, else user-added); unknown names get a did-you-mean error."""
     if name in DOMAINS:
         return DOMAINS.get(name)
-    close = difflib.get_close_matches(str(name), DOMAINS.names(), n=1)
+    from kgkd.data.user import user_domain_names, user_spec  # lazy: user.py imports this module
+
+    spec = user_spec(str(name))
+    if spec is not None:
+        return spec
+    known = DOMAINS.names() + user_domain_names()
+    close = difflib.get_close_matches(str(name), known, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     raise UnknownDatasetError(
-        f"unknown data domain '{name}'.{hint} Known domains: {', '.join(DOMAINS.names())}"
+        f"unknown data domain '{name}'.{hint} Known domains: {', '.join(known)}; "
+        "add your own with `kgkd data add NAME FILE`"
     )
 
 
-def list_domains(modality: str | None = None) -> list[str]:
-    """Names of all known domains (optionally only ``"text"`` or ``"image"`` ones), sorted."""
+def list_domains(modality: str | None = None, *, include_user: bool = True) -> list[str]:
+    """Names of all known domains (optionally only ``"text"`` or ``"image"`` ones), sorted.
+
+    ``include_user`` adds the domains added with ``kgkd data add`` (``kgkd.data.user``).
+    """
     if modality is not None and modality not in MODALITIES:
         from kgkd.errors import DataError
 
         raise DataError(
             f"unknown modality '{modality}' for list_domains; use one of {list(MODALITIES)}"
         )
-    return [n for n in DOMAINS.names() if modality is None or DOMAINS.get(n).modality == modality]
+    names = [n for n in DOMAINS.names() if modality is None or DOMAINS.get(n).modality == modality]
+    if include_user:
+        from kgkd.data.user import user_domain_names
+
+        names += user_domain_names(modality)
+    return sorted(names)
