@@ -118,7 +118,8 @@ class StudentView(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = self.dataset[index]
         d = int(item["domain"])
-        item["label"] = -1 if d in self.hidden else int(self.remap[d][int(item["label"])])
+        label = int(item["label"])  # -1: an unlabelled sample (user domains) stays unlabelled
+        item["label"] = -1 if d in self.hidden or label < 0 else int(self.remap[d][label])
         return item
 
     @property
@@ -136,7 +137,8 @@ class StudentView(Dataset):
         out = np.empty_like(raw)
         for d, table in enumerate(self.remap):
             rows = dom == d
-            out[rows] = -1 if d in self.hidden else table[raw[rows]]
+            own = raw[rows]
+            out[rows] = -1 if d in self.hidden else np.where(own >= 0, table[np.maximum(own, 0)], -1)
         return out
 
     def fingerprint(self) -> str:
@@ -506,6 +508,8 @@ def evaluate(ws: Workspace) -> dict[str, Any]:
     for d in ws.domains:
         report[d] = {
             "role": "target" if d in ws.held_out else "source",
+            # no labelled test sample (a user domain without labels): no accuracy anywhere below
+            "unlabelled": not bool(((domains == ws.domains.index(d)) & (labels >= 0)).any()),
             "n": int((domains == ws.domains.index(d)).sum()),
             "student": student.get(d, {}),
             "ensembles": {k: v.get(d, {}) for k, v in ensembles.items()},
