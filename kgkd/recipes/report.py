@@ -69,6 +69,12 @@ def _acc(entry: Mapping[str, Any] | None) -> float | None:
     return None if value is None else float(value)
 
 
+def _role(entry: Mapping[str, Any]) -> str:
+    """``source`` / ``target``, plus ``unlabelled`` for a domain without test labels (no accuracy)."""
+    role = str(entry.get("role", ""))
+    return f"{role}, unlabelled" if entry.get("unlabelled") else role
+
+
 def format_table(metrics: Mapping[str, Any], weightings: Sequence[str] | None = None) -> str:
     """A plain-text per-domain accuracy table: student vs KG ensemble vs baselines."""
     domains: Mapping[str, Any] = metrics["domains"]
@@ -84,7 +90,7 @@ def format_table(metrics: Mapping[str, Any], weightings: Sequence[str] | None = 
     for name, entry in domains.items():
         ens = entry.get("ensembles", {})
         rows.append(
-            [name, entry.get("role", ""), str(entry.get("n", "")), _pct(_acc(entry.get("student")))]
+            [name, _role(entry), str(entry.get("n", "")), _pct(_acc(entry.get("student")))]
             + [_pct(_acc(ens.get(w))) for w in weightings]
         )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
@@ -137,7 +143,7 @@ def plot_per_domain(metrics: Mapping[str, Any], path: str | os.PathLike[str]) ->
                 if np.isfinite(v):
                     ax.annotate(f"{100 * v:.0f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                                 ha="center", va="bottom", fontsize=8)
-    roles = [metrics["domains"][d].get("role", "") for d in domains]
+    roles = [_role(metrics["domains"][d]) for d in domains]
     ax.set_xticks(x, [f"{d}\n({r})" if r else d for d, r in zip(domains, roles)], fontsize=9)
     finite = values[np.isfinite(values)]
     low = max(0.0, float(finite.min()) * 100 - 10) if finite.size else 0.0
