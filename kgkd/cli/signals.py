@@ -27,6 +27,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gate", action="store_true", help="also fit the per-sample gate")
+    p.add_argument("--shrinkage", type=_shrinkage, default="cv",
+                   help="λ of w = (1-λ)·w_graph + λ·uniform: 'cv' (inner leave-one-source-domain-out CV; "
+                        "0.5 with a single source domain) or a number in [0, 1] (default: cv)")
+
+
+def _shrinkage(text: str) -> float | str:
+    """``cv`` or a float in [0, 1] (argparse type)."""
+    if text == "cv":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shrinkage must be 'cv' or a number in [0, 1], got '{text}'") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"--shrinkage must be in [0, 1], got {value}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,12 +77,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
     kg = KnowledgeGraph.from_file(args.graph)
     probs, labels = collect_domain_probs(kg, args.teachers, args.domains, args.split, args.limit, args.seed)
     fitted = fit_signals(kg, probs, labels, args.domains, encoder=args.encoder, epochs=args.epochs,
-                         seed=args.seed, teachers=args.teachers, gate=args.gate)
+                         seed=args.seed, teachers=args.teachers, gate=args.gate, shrinkage=args.shrinkage)
     fitted.save(args.out)
     atomic_write_json(args.out / "weights.json", fitted.to_json())
     h = fitted.history
     print(f"fitted {args.encoder} signals on {', '.join(args.domains)}: val NLL {h['best_val_nll']:.4f} "
-          f"(uniform {h['uniform_val_nll']:.4f}); saved to {args.out}")
+          f"(uniform {h['uniform_val_nll']:.4f}); shrinkage λ={fitted.shrinkage:.2f} "
+          f"({h['shrinkage']['rule']}); saved to {args.out}")
     return 0
 
 
@@ -88,6 +105,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     kg.add_statements(weight_triples(kg, fitted, domains))
     ttl = kg.serialize(args.out / "graph_with_weights.ttl")
     width = max(len(d) for d in domains)
+    print(f"shrinkage toward uniform: λ={fitted.shrinkage:.2f} ({payload['shrinkage_rule']})")
     print(" " * width + "  " + "  ".join(f"{t:>14}" for t in fitted.teachers))
     for d, row in payload["weights"].items():
         print(f"{d:<{width}}  " + "  ".join(f"{row[t]:>14.3f}" for t in fitted.teachers))
@@ -105,7 +123,7 @@ def cmd_lodo(args: argparse.Namespace) -> int:
     probs, labels = collect_domain_probs(kg, args.teachers, args.domains, args.split, args.limit, args.seed)
     report = leave_one_domain_out(kg, probs, labels, methods=args.methods or DEFAULT_METHODS,
                                   teachers=args.teachers, encoder=args.encoder, epochs=args.epochs,
-                                  seed=args.seed, gate=args.gate)
+                                  seed=args.seed, gate=args.gate, shrinkage=args.shrinkage)
     print(report.table())
     if args.out is not None:
         atomic_write_json(args.out / "lodo.json", report.to_json())

@@ -24,8 +24,8 @@ import torch
 
 from kgkd.errors import SignalError
 from kgkd.paths import cache_dir
-from kgkd.utils.io import atomic_path
 from kgkd.utils.compat import hide_broken_torchvision
+from kgkd.utils.io import atomic_path
 from kgkd.utils.logging import get_logger
 
 log = get_logger(__name__)

@@ -2,10 +2,16 @@
 
 Objective, full-batch over the source domains' training slices::
 
-    L = mean_d NLL( Σ_t w(d, t) · p_t(x) , y )  +  λ · MSE( â(d, t), acc(d, t) )
+    L = mean_d NLL( Σ_t w(d, t) · p_t(x) , y )  +  a · MSE( â(d, t), acc(d, t) )  −  β · H(w(d, ·))
 
 where ``w`` is the head's softmax over teachers, ``p_t`` teacher probabilities in
-the domain's label space and ``acc`` the measured accuracy (auxiliary target).
+the domain's label space, ``acc`` the measured accuracy (auxiliary target, weight
+``aux_weight``) and ``H`` the normalised entropy of the weights (``entropy_weight``
+β, default 0: an optional brake on collapsing onto one teacher).
+
+After fitting, the weights are shrunk toward uniform, ``(1 − λ)·w + λ/T``, with λ
+chosen by inner leave-one-source-domain-out CV (or the single-source prior) — see
+:mod:`kgkd.signals.shrinkage`; λ is stored in :class:`FittedSignals`.
 A held-out slice of every source domain drives early stopping (its NLL is read from the
 same full-batch forward pass, exact with the default ``dropout=0``); the best state is
 kept. Labels of domains not in ``source_domains`` are never read.
@@ -29,6 +35,13 @@ from kgkd.signals.graph_view import PATH_FEATURES, SignalGraph, signal_graph_fro
 from kgkd.signals.heads import sample_evidence
 from kgkd.signals.model import SignalModel, SignalModelConfig, single_thread
 from kgkd.signals.reliability import LabelsByDomain, ProbsByDomain, check_probs, measure_reliability
+from kgkd.signals.shrinkage import (
+    SHRINKAGE_GRID,
+    SINGLE_SOURCE_PRIOR,
+    ShrinkageChoice,
+    check_lambda,
+    choose_shrinkage,
+)
 from kgkd.utils.logging import get_logger
 from kgkd.utils.seed import seed_everything
 
@@ -63,7 +76,7 @@ def stack_domain(name: str, by_teacher: dict[str, Tensor], teachers: Sequence[st
     probs = torch.stack([by_teacher.get(t, torch.zeros_like(ref)).float() for t in teachers], dim=1)
     mask = torch.tensor([t in by_teacher for t in teachers])
     perm = torch.randperm(ref.size(0), generator=generator)
-    n_val = int(round(val_fraction * ref.size(0))) if ref.size(0) > 1 else 0
+    n_val = round(val_fraction * ref.size(0)) if ref.size(0) > 1 else 0
     return DomainBatch(name, probs, labels.long(), mask, perm[n_val:], perm[:n_val])
 
 
@@ -105,6 +118,10 @@ def fit_signals(
     temperature: float = 1.0,
     use_text: bool = True,
     embedder: TextEmbedder | None = None,
+    entropy_weight: float = 0.0,
+    shrinkage: float | str = "cv",
+    shrinkage_grid: Sequence[float] = SHRINKAGE_GRID,
+    shrinkage_prior: float = SINGLE_SOURCE_PRIOR,
 ) -> FittedSignals:
     """Fit encoder + heads on the labelled ``source_domains``; see the module docstring.
 
@@ -112,7 +129,18 @@ def fit_signals(
     ``probs_by_domain[d][t]`` are teacher probabilities [N, C] in domain ``d``'s label
     space and ``labels_by_domain[d]`` the labels [N]. Returns :class:`FittedSignals`
     bound to ``kg`` that give weights for every domain of the graph.
+
+    ``shrinkage``: ``"cv"`` (default) picks λ from ``shrinkage_grid`` by inner
+    leave-one-source-domain-out CV, or uses ``shrinkage_prior`` (0.5) when there is a
+    single source domain; a number in [0, 1] fixes λ (0 = raw graph weights).
     """
+    if isinstance(shrinkage, str):
+        if shrinkage != "cv":
+            raise SignalError(f"shrinkage must be 'cv' or a number in [0, 1], got {shrinkage!r}")
+    else:
+        shrinkage = check_lambda(shrinkage)
+    if entropy_weight < 0:
+        raise SignalError(f"entropy_weight must be >= 0 (0 = no entropy bonus), got {entropy_weight}")
     if not source_domains:
         raise SignalError("fit_signals needs at least one labelled source domain (source_domains is empty)")
     for d in source_domains:
@@ -163,6 +191,10 @@ def fit_signals(
         train = torch.stack(nll["train"]).mean()
         val = torch.stack(nll["val"]).mean().detach() if nll["val"] else train.detach()
         aux = ((rel - torch.nan_to_num(acc))[measured] ** 2).mean() if measured.any() else torch.zeros(())
+        if entropy_weight > 0:
+            w_all = model.head.weights(scores)
+            ent = -(w_all * w_all.clamp_min(1e-12).log()).sum(-1).mean() / math.log(max(len(names), 2))
+            train = train - entropy_weight * ent
         return train, aux, val
 
     best_val, best_state, best_epoch, bad = math.inf, copy.deepcopy(model.state_dict()), 0, 0
@@ -193,4 +225,23 @@ def fit_signals(
                "uniform_val_nll": round(sum(uniform) / len(uniform), 6), "epochs_run": len(curve), "curve": curve}
     log.info("signals fitted (%s): val NLL %.4f vs uniform %.4f at epoch %d", encoder, best_val,
              history["uniform_val_nll"], best_epoch)
-    return FittedSignals(model, featurizer, names, graph, reliability, history, list(source_domains))
+    fitted = FittedSignals(model, featurizer, names, graph, reliability, history, list(source_domains))
+    if shrinkage == "cv":
+        def fit_fold(rest: list[str]) -> Any:
+            sub = fit_signals(graph, src_probs, src_labels, rest, encoder=encoder, epochs=epochs, seed=seed,
+                              val_fraction=val_fraction, teachers=names, hidden=hidden, num_layers=num_layers,
+                              dropout=dropout, lr=lr, weight_decay=weight_decay, aux_weight=aux_weight,
+                              patience=patience, gate=gate, temperature=temperature, use_text=use_text,
+                              embedder=embedder, entropy_weight=entropy_weight, shrinkage=0.0)
+            return sub.sample_weights
+
+        full = {b.name: b for b in (stack_domain(d, dict(src_probs[d]), names, src_labels[d], 0.0, gen)
+                                    for d in source_domains)}
+        choice = choose_shrinkage(fit_fold, {d: b.probs for d, b in full.items()},
+                                  {d: b.labels for d, b in full.items()}, {d: b.mask for d, b in full.items()},
+                                  list(source_domains), shrinkage_grid, shrinkage_prior)
+    else:
+        choice = ShrinkageChoice(float(shrinkage), "fixed", [float(shrinkage)])
+    fitted.shrinkage = choice.lam
+    history["shrinkage"] = choice.to_dict()
+    return fitted

@@ -5,6 +5,10 @@ graph (``with_graph`` / ``load(dir, kg)``) — e.g. the shipped graph plus a few
 Turtle lines describing a new domain — gives that domain weights with no
 retraining and no labels: every parameter is per node/edge *type*, and the new
 node's features come from its description and stated attributes.
+
+Every weight it hands out is shrunk toward uniform by the fitted ``shrinkage`` λ
+(``(1 − λ)·w_graph + λ/T``, see :mod:`kgkd.signals.shrinkage`); ``raw_weights``
+gives the unshrunk graph weights.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from kgkd.signals.graph_view import PATH_FEATURES, SignalGraph, signal_graph_fro
 from kgkd.signals.heads import AlignmentHead, sample_evidence
 from kgkd.signals.model import SignalModel, SignalModelConfig, single_thread
 from kgkd.signals.reliability import ReliabilityTable
+from kgkd.signals.shrinkage import check_lambda, shrink
 from kgkd.utils.io import atomic_path, atomic_write_json
 from kgkd.utils.logging import get_logger
 
@@ -71,8 +76,10 @@ class FittedSignals:
         history: dict[str, Any] | None = None,
         source_domains: Sequence[str] = (),
         alignment_temperature: float = 2.0,
+        shrinkage: float = 0.0,
     ) -> None:
         self.model = model.eval()
+        self.shrinkage = check_lambda(shrinkage)
         self.featurizer = featurizer
         self.teachers = list(teachers)
         self.graph = graph
@@ -86,7 +93,7 @@ class FittedSignals:
         """The same fitted model bound to another ``KnowledgeGraph`` (inductive; no retraining)."""
         graph = kg if isinstance(kg, SignalGraph) else signal_graph_from_kg(kg)
         return FittedSignals(self.model, self.featurizer, self.teachers, graph, self.reliability, self.history,
-                             self.source_domains, self.alignment_head.temperature)
+                             self.source_domains, self.alignment_head.temperature, self.shrinkage)
 
     def _graph(self) -> SignalGraph:
         if self.graph is None:
@@ -107,12 +114,16 @@ class FittedSignals:
 
     # --- signals -------------------------------------------------------------
     def weights(self, domain_names: Sequence[str] | None = None, strict: bool = False) -> Tensor:
-        """Teacher weights [D, T] (rows sum to 1) for any domain of the bound graph.
+        """Teacher weights [D, T] (rows sum to 1) for any domain, shrunk toward uniform by λ.
 
         A domain that no path links to any teacher gets uniform weights and a
         warning (``strict=True``: a :class:`SignalError` instead) — the graph says
         nothing about which teacher fits it.
         """
+        return shrink(self.raw_weights(domain_names, strict), self.shrinkage)
+
+    def raw_weights(self, domain_names: Sequence[str] | None = None, strict: bool = False) -> Tensor:
+        """The graph head's weights [D, T] before shrinkage (uniform for disconnected domains)."""
         names = list(domain_names) if domain_names is not None else self.domains()
         scores, _ = self._forward(names)
         w = self.model.head.weights(scores)
@@ -139,12 +150,15 @@ class FittedSignals:
 
     @torch.no_grad()
     def sample_weights(self, domain: str, probs: Tensor) -> Tensor:
-        """Per-sample weights [N, T] on ``domain`` from teacher probabilities [N, T, C] (gate if fitted)."""
+        """Per-sample weights [N, T] on ``domain`` from teacher probabilities [N, T, C].
+
+        The gate (if fitted) refines the raw graph weights; shrinkage is applied last.
+        """
         _, h_d = self._forward([domain])
-        w = self.weights([domain]).expand(probs.size(0), -1)
-        if self.model.gate is None:
-            return w.clone()
-        return self.model.gate(w, sample_evidence(probs), h_d.expand(probs.size(0), -1))
+        w = self.raw_weights([domain]).expand(probs.size(0), -1)
+        if self.model.gate is not None:
+            w = self.model.gate(w, sample_evidence(probs), h_d.expand(probs.size(0), -1))
+        return shrink(w.clone(), self.shrinkage)
 
     def as_weighting(self, domain_names: Sequence[str], label_maps: Sequence[Any] | None = None) -> Any:
         """A :class:`~kgkd.signals.weighting.KGWeighting` for the engine (domain id i = ``domain_names[i]``)."""
@@ -153,7 +167,8 @@ class FittedSignals:
         names = list(domain_names)
         gate = self.model.gate
         emb = self.domain_embeddings(names) if gate is not None else None
-        return KGWeighting(self.weights(names), domain_embeddings=emb, gate=gate, label_maps=label_maps)
+        return KGWeighting(self.raw_weights(names), domain_embeddings=emb, gate=gate, label_maps=label_maps,
+                           shrinkage=self.shrinkage)
 
     # --- export --------------------------------------------------------------
     def to_json(self, domain_names: Sequence[str] | None = None) -> dict[str, Any]:
@@ -165,6 +180,8 @@ class FittedSignals:
             "domains": names,
             "source_domains": self.source_domains,
             "encoder": self.model.config.encoder,
+            "shrinkage": self.shrinkage,
+            "shrinkage_rule": (self.history.get("shrinkage") or {}).get("rule", "fixed"),
             "weights": {d: {t: round(float(w[i, j]), 6) for j, t in enumerate(self.teachers)} for i, d in enumerate(names)},
             "alignment": {d: {t: round(float(a[i, j]), 6) for j, t in enumerate(self.teachers)} for i, d in enumerate(names)},
         }
@@ -186,6 +203,7 @@ class FittedSignals:
             "source_domains": self.source_domains,
             "path_features": list(PATH_FEATURES) + ["text_similarity"],
             "alignment_temperature": self.alignment_head.temperature,
+            "shrinkage": self.shrinkage,
             "reliability": self.reliability.to_json() if self.reliability else None,
             "history": self.history,
         })
@@ -209,5 +227,6 @@ class FittedSignals:
             raise CheckpointError(f"fitted signals in '{d}' are unreadable or inconsistent ({exc}); refit them") from exc
         rel = ReliabilityTable.from_json(meta["reliability"]) if meta.get("reliability") else None
         fitted = cls(model, NodeFeaturizer.from_dict(meta["featurizer"]), meta["teachers"], None, rel,
-                     meta.get("history"), meta.get("source_domains", []), meta.get("alignment_temperature", 2.0))
+                     meta.get("history"), meta.get("source_domains", []), meta.get("alignment_temperature", 2.0),
+                     meta.get("shrinkage", 0.0))
         return fitted.with_graph(kg) if kg is not None else fitted

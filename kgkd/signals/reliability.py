@@ -11,6 +11,7 @@ Layout used across :mod:`kgkd.signals`: ``probs_by_domain[domain][teacher]`` is 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ def expected_calibration_error(probs: Tensor, labels: Tensor, bins: int = 15) ->
     correct = (pred == labels).float()
     edges = torch.linspace(0, 1, bins + 1)
     ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         inb = (conf > lo) & (conf <= hi)
         if inb.any():
             ece += inb.float().mean().item() * abs(conf[inb].mean().item() - correct[inb].mean().item())

@@ -16,6 +16,7 @@ from torch import Tensor
 from kgkd.distill.weighting import DomainTableWeighting
 from kgkd.errors import SignalError
 from kgkd.signals.heads import SampleGate, sample_evidence
+from kgkd.signals.shrinkage import check_lambda, shrink
 
 
 class KGWeighting(DomainTableWeighting):
@@ -27,6 +28,8 @@ class KGWeighting(DomainTableWeighting):
         gate: a fitted gate; per-sample evidence is read from the teachers' logits.
         label_maps: one :class:`~kgkd.labels.LabelMap` per teacher, so teachers with
             different label sets are compared in the student's label space.
+        shrinkage: λ of :mod:`kgkd.signals.shrinkage`; the output (after the gate) is
+            ``(1 − λ)·w + λ/T``. ``table`` is then the *raw* graph table.
     """
 
     def __init__(
@@ -36,8 +39,10 @@ class KGWeighting(DomainTableWeighting):
         gate: SampleGate | None = None,
         label_maps: Sequence[Any] | None = None,
         domain_names: Sequence[str] | None = None,
+        shrinkage: float = 0.0,
     ) -> None:
         super().__init__(table, domain_names, normalize=True)
+        self.shrinkage = check_lambda(shrinkage)
         if gate is not None and domain_embeddings is None:
             raise SignalError("KGWeighting with a gate needs domain_embeddings [D, H]; use FittedSignals.as_weighting")
         self.gate = gate
@@ -64,8 +69,8 @@ class KGWeighting(DomainTableWeighting):
 
     def forward(self, domain: Tensor, teacher_logits: Sequence[Tensor] = ()) -> Tensor:
         w = super().forward(domain, teacher_logits)
-        if self.gate is None or not teacher_logits:
-            return w
-        evidence = sample_evidence(self._student_probs(teacher_logits))
-        with torch.no_grad():
-            return self.gate(w, evidence, self.domain_embeddings.to(w.device)[domain.long()])
+        if self.gate is not None and teacher_logits:
+            evidence = sample_evidence(self._student_probs(teacher_logits))
+            with torch.no_grad():
+                w = self.gate(w, evidence, self.domain_embeddings.to(w.device)[domain.long()])
+        return shrink(w, self.shrinkage)

@@ -1,0 +1,172 @@
+"""Shrinkage of KG teacher weights toward uniform, λ chosen by inner leave-one-source-domain-out CV.
+
+Real ccexam teachers on real digit data (mnist + uci_digits val, 150 each); the second
+half of the uci probabilities is presented as the graph's ``usps`` domain so there is a
+third labelled domain to hold out.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from kgkd.cli import main
+from kgkd.errors import SignalError
+from kgkd.graph import KnowledgeGraph
+from kgkd.paths import graphs_dir
+from kgkd.signals import FittedSignals, TextEmbedder, fit_signals
+from kgkd.signals.baselines import stack_probs
+from kgkd.signals.collect import collect_domain_probs
+from kgkd.signals.fit import ensemble_nll
+from kgkd.signals.shrinkage import SINGLE_SOURCE_PRIOR, check_lambda, shrink
+from kgkd.signals.transfer import leave_one_domain_out
+
+TEACHERS = ["teacher_mnist", "teacher_usps", "teacher_svhn"]
+EPOCHS = 20
+SOURCES = ["mnist", "uci_digits"]  # usps (second half of uci) is the held-out domain
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    kg = KnowledgeGraph.from_file(graphs_dir() / "digits.ttl")
+    probs, labels = collect_domain_probs(kg, TEACHERS, ["mnist", "uci_digits"], "val", limit=160)
+    half = labels["uci_digits"].numel() // 2
+    probs["usps"] = {t: p[half:] for t, p in probs["uci_digits"].items()}
+    labels["usps"] = labels["uci_digits"][half:]
+    probs["uci_digits"] = {t: p[:half] for t, p in probs["uci_digits"].items()}
+    labels["uci_digits"] = labels["uci_digits"][:half]
+    env = {
+        "kg": kg,
+        "probs": probs,
+        "labels": labels,
+        "embedder": TextEmbedder(tmp_path_factory.mktemp("emb")),
+    }
+    env["cv"] = _fit(env, SOURCES)
+    return env
+
+
+def _fit(env: dict, sources: list[str], labels: dict | None = None, **kw) -> FittedSignals:
+    return fit_signals(
+        env["kg"],
+        env["probs"],
+        labels or env["labels"],
+        sources,
+        epochs=EPOCHS,
+        seed=0,
+        teachers=TEACHERS,
+        embedder=env["embedder"],
+        **kw,
+    )
+
+
+def test_shrink_mixes_toward_uniform_and_checks_lambda() -> None:
+    w = torch.tensor([[1.0, 0.0, 0.0]])
+    assert torch.allclose(shrink(w, 0.5), torch.tensor([[2 / 3, 1 / 6, 1 / 6]]))
+    assert torch.allclose(
+        shrink(w, 1.0, torch.tensor([True, True, False])), torch.tensor([[0.5, 0.5, 0.0]])
+    )
+    assert shrink(w, 0.0) is w
+    with pytest.raises(SignalError, match=r"shrinkage must be in \[0, 1\].*got 1.5"):
+        check_lambda(1.5)
+    with pytest.raises(SignalError, match="shrinkage must be 'cv' or a number"):
+        fit_signals(
+            KnowledgeGraph.from_file(graphs_dir() / "digits.ttl"),
+            {"mnist": {"a": torch.ones(2, 10) / 10}},
+            {"mnist": torch.zeros(2, dtype=torch.long)},
+            ["mnist"],
+            shrinkage="auto",
+        )
+
+
+def test_cv_lambda_matches_an_outer_lodo_of_the_unshrunk_signals(env: dict) -> None:
+    """The CV score of λ is the ensemble NLL of the fold's refit, shrunk by λ, on the left-out source."""
+    sources = SOURCES
+    fitted = env["cv"]
+    choice = fitted.history["shrinkage"]
+    assert choice["rule"] == "cv" and sorted(choice["folds"]) == sorted(sources)
+    assert fitted.shrinkage == min(
+        choice["grid"], key=lambda lam: (choice["cv_nll"][f"{lam:g}"], -lam)
+    )
+    # recompute the λ=0 and λ=1 scores independently: unshrunk KG LODO and uniform LODO over the sources
+    report = leave_one_domain_out(
+        env["kg"],
+        env["probs"],
+        {d: env["labels"][d] for d in sources},
+        methods=("uniform", "kg"),
+        teachers=TEACHERS,
+        epochs=EPOCHS,
+        seed=0,
+        shrinkage=0.0,
+        embedder=env["embedder"],
+    )
+    for lam, name in ((0.0, "kg"), (1.0, "uniform")):
+        expected = sum(r["nll"] for r in report.rows if r["method"] == name) / len(sources)
+        assert choice["cv_nll"][f"{lam:g}"] == pytest.approx(expected, abs=1e-4)
+    # the chosen λ is never worse in CV than the raw graph weights, and it is what weights() applies
+    assert choice["cv_nll"][f"{fitted.shrinkage:g}"] <= choice["cv_nll"]["0"]
+    assert torch.allclose(
+        fitted.weights(sources), shrink(fitted.raw_weights(sources), fitted.shrinkage)
+    )
+
+
+def test_lambda_and_weights_never_depend_on_heldout_labels(env: dict) -> None:
+    labels = dict(env["labels"])
+    a = env["cv"]
+    labels["usps"] = labels["usps"][
+        torch.randperm(labels["usps"].numel(), generator=torch.Generator().manual_seed(1))
+    ]
+    b = _fit(env, SOURCES, labels)
+    assert a.shrinkage == b.shrinkage and a.history["shrinkage"] == b.history["shrinkage"]
+    assert torch.equal(a.weights(), b.weights())
+    # ...while permuting a SOURCE domain's labels does change what is fitted
+    labels["uci_digits"] = labels["uci_digits"].roll(1)
+    c = _fit(env, SOURCES, labels)
+    assert c.history["shrinkage"]["cv_nll"] != a.history["shrinkage"]["cv_nll"]
+
+
+def test_single_source_uses_the_documented_prior_and_shrinks_lodo(env: dict) -> None:
+    fitted = _fit(env, ["uci_digits"])
+    assert fitted.shrinkage == SINGLE_SOURCE_PRIOR == 0.5
+    assert fitted.history["shrinkage"]["rule"] == "single_source_prior"
+    # the regret bound of the prior: NLL(shrunk) <= NLL(uniform) + log 2 on an unseen domain
+    p, y = stack_probs(dict(env["probs"]["mnist"]), TEACHERS), env["labels"]["mnist"]
+    w = fitted.sample_weights("mnist", p)
+    uniform = ensemble_nll(torch.full((3,), 1 / 3), p, y)
+    assert float(ensemble_nll(w, p, y)) <= float(uniform) + math.log(2) + 1e-6
+    raw = fitted.raw_weights(["mnist"])
+    assert float(ensemble_nll(w, p, y)) < float(
+        ensemble_nll(raw[0], p, y)
+    )  # measured: 0.51 vs 0.84 at 300 samples
+
+
+def test_lambda_is_saved_loaded_exported_and_shown(
+    env: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    fitted = _fit(env, ["mnist"], shrinkage=0.25)
+    assert fitted.history["shrinkage"]["rule"] == "fixed"
+    fitted.save(tmp_path / "fit")
+    again = FittedSignals.load(tmp_path / "fit", env["kg"])
+    assert again.shrinkage == 0.25 and torch.allclose(again.weights(), fitted.weights())
+    assert fitted.to_json(["mnist"])["shrinkage"] == 0.25
+    weighting = again.as_weighting(["mnist", "uci_digits"])
+    assert torch.allclose(
+        weighting(torch.tensor([1, 0])), again.weights(["uci_digits", "mnist"]), atol=1e-6
+    )
+    assert (
+        main(
+            [
+                "signals",
+                "show",
+                str(graphs_dir() / "digits.ttl"),
+                "--fitted",
+                str(tmp_path / "fit"),
+                "--out",
+                str(tmp_path / "show"),
+            ]
+        )
+        == 0
+    )
+    assert "shrinkage toward uniform: λ=0.25 (fixed)" in capsys.readouterr().out
