@@ -6,6 +6,8 @@ weights ``w(domain, teacher)``, per-sample gates and alignment signals; they are
 fitted (:func:`fit_signals`) so the weighted teacher ensemble is reliable on the
 labelled source domains (:mod:`~kgkd.signals.reliability`) and transfer to
 domains with no labels — including domains that only appear in a new Turtle file.
+The fitted weights are shrunk toward uniform by a λ chosen with inner
+leave-one-source-domain-out CV (:mod:`~kgkd.signals.shrinkage`).
 Baselines live next to them (:data:`WEIGHTINGS`), and
 :func:`leave_one_domain_out` compares everything honestly.
 """
@@ -23,10 +25,19 @@ from kgkd.signals.heads import (
     sample_evidence,
 )
 from kgkd.signals.reliability import ReliabilityTable, collect_teacher_probs, measure_reliability
+from kgkd.signals.shrinkage import (
+    SHRINKAGE_GRID,
+    SINGLE_SOURCE_PRIOR,
+    ShrinkageChoice,
+    choose_shrinkage,
+    shrink,
+)
 
 __all__ = [
     "ENCODERS",
     "PATH_FEATURES",
+    "SHRINKAGE_GRID",
+    "SINGLE_SOURCE_PRIOR",
     "AlignmentHead",
     "AttributeSchema",
     "FiLMProjector",
@@ -35,15 +46,18 @@ __all__ = [
     "NodeRecord",
     "ReliabilityTable",
     "SampleGate",
+    "ShrinkageChoice",
     "SignalEncoder",
     "SignalGraph",
     "TeacherWeightHead",
     "TextEmbedder",
     "build_encoder",
+    "choose_shrinkage",
     "collect_teacher_probs",
     "ensemble_nll",
     "fit_signals",
     "measure_reliability",
     "sample_evidence",
+    "shrink",
     "signal_graph_from_kg",
 ]

@@ -161,6 +161,12 @@ def fit_signals(
         )
     if len(names) < 1:
         raise SignalError("fit_signals found no teachers in probs_by_domain")
+    for d in source_domains:
+        if not any(t in src_probs[d] for t in names):
+            raise SignalError(
+                f"source domain '{d}' has probabilities for none of the teachers {names} "
+                f"(only for {sorted(src_probs[d])}); collect them or drop '{d}' from source_domains"
+            )
     seed_everything(seed)
     graph = kg if isinstance(kg, SignalGraph) else signal_graph_from_kg(kg)
     featurizer = NodeFeaturizer(embedder, use_text=use_text).fit(graph.records)

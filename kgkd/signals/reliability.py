@@ -94,6 +94,13 @@ def check_probs(probs_by_domain: ProbsByDomain, labels_by_domain: LabelsByDomain
         for t, p in by_t.items():
             if not torch.isfinite(p).all() or (p < 0).any():
                 raise SignalError(f"teacher '{t}' on domain '{d}': probabilities hold NaN/inf/negative values")
+            empty = int((p.sum(-1) <= 1e-6).sum())
+            if empty:
+                raise SignalError(
+                    f"teacher '{t}' on domain '{d}': {empty} of {p.size(0)} rows put no probability on any of the "
+                    "domain's labels, so its reliability cannot be measured; check its label map "
+                    "(kg.label_map(teacher, label_set)) or leave the teacher out"
+                )
         if labels_by_domain is not None and d in labels_by_domain:
             n = next(iter(shapes.values()))[0]
             if labels_by_domain[d].numel() != n:

@@ -126,7 +126,7 @@ def choose_shrinkage(
         try:
             weights_fn = fit_fold(rest)
         except SignalError as exc:
-            log.info("shrinkage CV: skipping fold '%s' (%s)", held, exc)
+            log.warning("shrinkage CV: skipping fold '%s' (%s)", held, exc)
             continue
         p, y, mask = probs[held], labels[held].long(), masks[held]
         raw = weights_fn(held, p) * mask
