@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -41,9 +42,9 @@ from kgkd.distill.distributed import (
     barrier,
     init_distributed,
 )
-from kgkd.distill.schedules import Schedule, build_schedule
 from kgkd.distill.evaluation import ensemble_probs, per_domain_metrics
-from kgkd.errors import CheckpointError, DistillError
+from kgkd.distill.schedules import Schedule, build_schedule
+from kgkd.errors import CheckpointError, ConfigError, DistillError
 from kgkd.labels import LabelMap
 from kgkd.utils.io import atomic_write_json
 from kgkd.utils.logging import get_logger
@@ -58,8 +59,9 @@ Collate = Callable[[list[Any]], dict[str, Any]]
 class History:
     """What a ``fit`` did: one record per optimiser step and one per epoch.
 
-    ``steps[i]`` has ``step, epoch, loss, acc, lr, temperature, alpha`` (plus the
-    loss's ``last_terms`` when it exposes them); ``epochs[i]`` has ``epoch``,
+    ``steps[i]`` has ``step, epoch, loss, acc, lr, temperature, alpha``, ``grad_norm``
+    (total gradient norm before clipping, when ``grad_clip`` is set) and the
+    loss's ``last_terms`` when it exposes them; ``epochs[i]`` has ``epoch``,
     ``train_loss``, ``train_acc`` and the flat validation metrics.
     """
 
@@ -128,7 +130,9 @@ class DistillationEngine:
         self.label_maps = list(label_maps)
         _check_label_maps(self.teachers, self.label_maps)
         if self.teachers and weighting is None:
-            raise DistillError("the engine got teachers but no weighting; pass e.g. UniformWeighting(len(teachers))")
+            raise DistillError(
+                "the engine got teachers but no weighting; pass e.g. UniformWeighting(len(teachers))"
+            )
         self.dist: DistContext = init_distributed(config.device)
         self.device = self.dist.device
         self.amp_dtype = _amp_dtype(config.amp, self.device)
@@ -148,7 +152,11 @@ class DistillationEngine:
             self.callbacks.insert(0, ProgressBar())
         if config.early_stopping_metric:
             self.callbacks.append(
-                EarlyStopping(config.early_stopping_metric, config.early_stopping_patience, config.early_stopping_mode)
+                EarlyStopping(
+                    config.early_stopping_metric,
+                    config.early_stopping_patience,
+                    config.early_stopping_mode,
+                )
             )
         self.stop_training = False
         self.step = 0
@@ -190,7 +198,9 @@ class DistillationEngine:
         """
         cfg = self.config
         if len(train_dataset) == 0:  # type: ignore[arg-type]
-            raise DistillError("the training dataset is empty; check the domains and split you loaded")
+            raise DistillError(
+                "the training dataset is empty; check the domains and split you loaded"
+            )
         seed_everything(cfg.seed)
         self._collate = collate_fn or default_collate
         self.has_validation = val_dataset is not None
@@ -256,7 +266,9 @@ class DistillationEngine:
         """
         if ensemble and not self.teachers:
             raise DistillError("evaluate(ensemble=True) needs teachers; the engine has none")
-        loader = self._loader(dataset, ShardSampler(dataset, self.dist), collate_fn or self._collate)  # type: ignore[arg-type]
+        loader = self._loader(
+            dataset, ShardSampler(dataset, self.dist), collate_fn or self._collate
+        )  # type: ignore[arg-type]
         was_training = self.student.training
         self.student.eval()
         preds, ens_preds, labels, domains = [], [], [], []
@@ -270,10 +282,14 @@ class DistillationEngine:
             if ensemble:
                 outs = self._teacher_outputs(batch)
                 w = self.weighting(batch["domain"], [o.logits for o in outs])  # type: ignore[misc]
-                ens_preds.append(ensemble_probs([o.logits for o in outs], w, self.label_maps).argmax(dim=-1))
+                ens_preds.append(
+                    ensemble_probs([o.logits for o in outs], w, self.label_maps).argmax(dim=-1)
+                )
         self.student.train(was_training)
         names = list(domain_names or self.domain_names or _domain_names(dataset))
-        cat = lambda xs: all_gather_varlen(torch.cat(xs) if xs else torch.zeros(0, dtype=torch.long, device=self.device), self.dist)  # noqa: E731
+        cat = lambda xs: all_gather_varlen(
+            torch.cat(xs) if xs else torch.zeros(0, dtype=torch.long, device=self.device), self.dist
+        )
         y, d = cat(labels), cat(domains)
         names += [f"domain_{i}" for i in range(len(names), int(d.max()) + 1 if d.numel() else 0)]
         result = {"student": per_domain_metrics(cat(preds), y, d, names)}
@@ -346,10 +362,13 @@ class DistillationEngine:
         self.student.train()
         params = [p for m in (self.student, self.loss) for p in m.parameters() if p.requires_grad]
         if not params:
-            raise DistillError("the student has no trainable parameters; unfreeze some before distilling")
+            raise DistillError(
+                "the student has no trainable parameters; unfreeze some before distilling"
+            )
         self.optimizer = _build_optimizer(params, self.config)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, LRFactor(self.config.scheduler, self.config.warmup_steps, self.total_steps)
+            self.optimizer,
+            LRFactor(self.config.scheduler, self.config.warmup_steps, self.total_steps),
         )
         module: nn.Module = _StudentWithLoss(self.student, self.loss)
         if self.dist.is_distributed:
@@ -377,9 +396,10 @@ class DistillationEngine:
                 "set grad_clip, or check the inputs for NaN/inf"
             )
         self.scaler.scale(loss).backward()
+        grad_norm: Tensor | None = None
         if cfg.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(
+            grad_norm = torch.nn.utils.clip_grad_norm_(
                 [p for g in self.optimizer.param_groups for p in g["params"]], cfg.grad_clip
             )
         self.scaler.step(self.optimizer)
@@ -399,12 +419,18 @@ class DistillationEngine:
             "temperature": float(fields["temperature"]),
             "alpha": float(fields["alpha"]),
         }
+        if grad_norm is not None:
+            logs["grad_norm"] = float(grad_norm)  # before clipping
         logs.update({k: float(v) for k, v in getattr(self.loss, "last_terms", {}).items()})
         b = labels.shape[0]
-        counts = torch.tensor([logs["loss"] * b, float(correct.sum()), float(n_lab), float(b)], dtype=torch.float64)
+        counts = torch.tensor(
+            [logs["loss"] * b, float(correct.sum()), float(n_lab), float(b)], dtype=torch.float64
+        )
         return logs, counts
 
-    def _context_fields(self, batch: Mapping[str, Any], teachers: list[Any], progress: float) -> dict[str, Any]:
+    def _context_fields(
+        self, batch: Mapping[str, Any], teachers: list[Any], progress: float
+    ) -> dict[str, Any]:
         """Everything of the LossContext but the student output."""
         domain = batch["domain"]
         logits = [o.logits for o in teachers]
@@ -465,7 +491,11 @@ class DistillationEngine:
             "train_acc": float(sums[1] / sums[2]) if float(sums[2]) else math.nan,
         }
         ev = self.config.eval_every
-        if val_dataset is not None and ev and ((epoch + 1) % ev == 0 or epoch + 1 == self.config.epochs):
+        if (
+            val_dataset is not None
+            and ev
+            and ((epoch + 1) % ev == 0 or epoch + 1 == self.config.epochs)
+        ):
             metrics = self.evaluate(val_dataset)
             logs.update(flatten_metrics(metrics["student"], "val"))
         self._emit("on_epoch_end", epoch, logs)
@@ -496,7 +526,9 @@ class DistillationEngine:
         try:
             self.student.load_state_dict(state.module_state("student"))
             self.loss.load_state_dict(state.module_state("loss"))
-            self.optimizer.load_state_dict(ckpt.unflatten_optimizer(state.tensors, state.meta["optimizer"]))
+            self.optimizer.load_state_dict(
+                ckpt.unflatten_optimizer(state.tensors, state.meta["optimizer"])
+            )
         except (RuntimeError, KeyError, ValueError) as exc:
             raise CheckpointError(
                 f"checkpoint '{where}' does not fit this student/loss/optimiser: {exc}; "
@@ -505,14 +537,22 @@ class DistillationEngine:
         self.scheduler.load_state_dict(state.meta["scheduler"])
         self.scaler.load_state_dict(state.meta.get("scaler") or {})
         hist = state.meta.get("history") or {}
-        self.history = History(steps=list(hist.get("steps", [])), epochs=list(hist.get("epochs", [])))
+        self.history = History(
+            steps=list(hist.get("steps", [])), epochs=list(hist.get("epochs", []))
+        )
         self.step = state.step
         ckpt.restore_rng(state.tensors, state.meta["rng"])
-        log.info("resumed from step %d (epoch %d, batch %d)", state.step, state.epoch + 1, state.position)
+        log.info(
+            "resumed from step %d (epoch %d, batch %d)", state.step, state.epoch + 1, state.position
+        )
         return state.epoch, state.position
 
     def _position_after_fit(self) -> int:
-        return sum(1 for s in self.history.steps if s["epoch"] == self.epoch) if self.history.reached_max_steps else self._steps_per_epoch
+        return (
+            sum(1 for s in self.history.steps if s["epoch"] == self.epoch)
+            if self.history.reached_max_steps
+            else self._steps_per_epoch
+        )
 
     def _emit(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
@@ -521,12 +561,15 @@ class DistillationEngine:
 
     def _autocast(self) -> Any:
         return torch.autocast(
-            device_type=self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+            device_type=self.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
         )
 
     def _to_device(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         return {
-            k: v.to(self.device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()
+            k: v.to(self.device, non_blocking=True) if isinstance(v, Tensor) else v
+            for k, v in batch.items()
         }
 
 
@@ -556,7 +599,9 @@ class LRFactor:
 
 def _build_optimizer(params: list[nn.Parameter], cfg: EngineConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -568,12 +613,27 @@ def _make_schedule(kind: str, start: float, end: float | None, what: str) -> Sch
 
 
 def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: only on CUDA (CPU runs fp32); ``auto`` → bf16 where supported, else fp16."""
-    if device.type != "cuda" or amp == "off":
+    """Autocast dtype for ``config.amp`` on ``device``.
+
+    CUDA: ``auto`` → bf16 where supported, else fp16; ``bf16`` / ``fp16`` as asked.
+    CPU: ``auto`` and ``off`` run fp32 (CPU autocast rarely pays off for small models);
+    ``bf16`` runs CPU bf16 autocast; ``fp16`` is refused with a ConfigError, because
+    fp16 training needs a CUDA gradient scaler.
+    """
+    if amp == "off":
         return None
-    if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if amp == "bf16" else torch.float16
+    if device.type == "cuda":
+        if amp == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if amp == "bf16" else torch.float16
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        raise ConfigError(
+            f"engine config amp='fp16' needs a CUDA device but this run is on {device.type}; "
+            "use amp='bf16' (CPU bf16 autocast) or amp='off' on CPU"
+        )
+    return None
 
 
 def _frozen(module: nn.Module | None, device: torch.device) -> Any:
@@ -640,7 +700,9 @@ def _labels(batch: Mapping[str, Any]) -> Tensor:
 def _as_float(out: Any) -> Any:
     """Teacher output with fp32 logits/features (caches may store fp16)."""
     logits = out.logits.float()
-    features = {k: v.float() if v.is_floating_point() else v for k, v in (out.features or {}).items()}
+    features = {
+        k: v.float() if v.is_floating_point() else v for k, v in (out.features or {}).items()
+    }
     if dataclasses.is_dataclass(out):
         return dataclasses.replace(out, logits=logits, features=features)
     return type(out)(logits, features)
