@@ -259,9 +259,9 @@ def _rows_from_records(
     for rec in records:
         value = rec.values.get(text_column)
         if not isinstance(value, str):
-            got = "no value" if value is None else f"a {type(value).__name__}"
+            got = "no value" if value is None else f"{value!r} ({type(value).__name__})"
             raise DataError(
-                f"{path}, line {rec.line}, column '{text_column}': expected text, got {got}; "
+                f"{path}, line {rec.line}, column '{text_column}': expected a string, got {got}; "
                 "give every row its text (or remove the row)"
             )
         text = _normalise(value)
