@@ -12,6 +12,7 @@ import gzip
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -70,7 +71,10 @@ def _write(path: Path, text: str) -> Path:
 
 # --------------------------------------------------------------------------- round trips
 def test_cli_add_list_load_remove_unlabelled_csv(
-    user_dir: Path, hotel_csv: Path, yelp_texts: tuple[list[str], np.ndarray], capsys: pytest.CaptureFixture[str]
+    user_dir: Path,
+    hotel_csv: Path,
+    yelp_texts: tuple[list[str], np.ndarray],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert kgkd_main(["data", "add", "hotel_reviews", str(hotel_csv)]) == 0
     assert "hotel_reviews" in capsys.readouterr().out and user_data_dir() == user_dir
@@ -97,7 +101,9 @@ def test_cli_add_list_load_remove_unlabelled_csv(
     assert listed and listed[0].split()[-2:] == ["unlabelled", "user"]
     assert kgkd_main(["data", "remove", "hotel_reviews"]) == 0
     assert not (user_dir / "text/hotel_reviews.jsonl.gz").exists()
-    with pytest.raises(UnknownDatasetError, match=r"unknown data domain 'hotel_reviews'.*kgkd data add"):
+    with pytest.raises(
+        UnknownDatasetError, match=r"unknown data domain 'hotel_reviews'.*kgkd data add"
+    ):
         load_domain("hotel_reviews", "test")
 
 
@@ -108,7 +114,13 @@ def test_labelled_jsonl_names_indices_and_blanks(user_dir: Path, tmp_path: Path)
     ]
     path = _write(tmp_path / "r.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
     entry = add_user_domain(
-        "shop", path, text_column="body", label_column="stars", labels=["bad", "good", "great"], val=0.2, test=0.2
+        "shop",
+        path,
+        text_column="body",
+        label_column="stars",
+        labels=["bad", "good", "great"],
+        val=0.2,
+        test=0.2,
     )
     assert entry["labelled"] == 35 and entry["label_names"] == ["bad", "good", "great"]
     loaded = {s: load_domain("shop", s) for s in ("train", "val", "test")}
@@ -130,13 +142,24 @@ def test_labelled_jsonl_names_indices_and_blanks(user_dir: Path, tmp_path: Path)
 
 
 def test_tsv_txt_and_npz_formats(user_dir: Path, tmp_path: Path) -> None:
-    tsv = _write(tmp_path / "a.tsv", "label\ttext\n" + "".join(f"{i % 2}\tline, with comma {i}\n" for i in range(20)))
-    assert add_user_domain("tsv_dom", tsv)["counts"]["train"]["per_class"] == {"negative": 7, "positive": 7}
+    tsv = _write(
+        tmp_path / "a.tsv",
+        "label\ttext\n" + "".join(f"{i % 2}\tline, with comma {i}\n" for i in range(20)),
+    )
+    assert add_user_domain("tsv_dom", tsv)["counts"]["train"]["per_class"] == {
+        "negative": 7,
+        "positive": 7,
+    }
     assert load_domain("tsv_dom", "test").texts[0].startswith("line, with comma")
-    txt = _write(tmp_path / "a.txt", "first   text\n\n  second text \n" + "".join(f"t {i}\n" for i in range(18)))
+    txt = _write(
+        tmp_path / "a.txt",
+        "first   text\n\n  second text \n" + "".join(f"t {i}\n" for i in range(18)),
+    )
     add_user_domain("txt_dom", txt)
     texts = [t for s in ("train", "val", "test") for t in load_domain("txt_dom", s).texts]
-    assert len(texts) == 20 and "first text" in texts and "second text" in texts  # blank line skipped
+    assert (
+        len(texts) == 20 and "first text" in texts and "second text" in texts
+    )  # blank line skipped
     rng = np.random.default_rng(0)
     x = rng.random((100, 8, 8)).astype(np.float32)  # floats in 0..1 → uint8 0..255
     y = np.array([0, 1, 2, -1, 4, 5, 6, 7, 8, 9] * 10)
@@ -145,8 +168,15 @@ def test_tsv_txt_and_npz_formats(user_dir: Path, tmp_path: Path) -> None:
     assert entry["modality"] == "image" and entry["labelled"] == 90 and entry["shape"] == [8, 8]
     assert load_domain("my_digits", "val").class_counts() == [2, 2, 2, 0, 2, 2, 2, 2, 2, 2]
     item = load_domain("my_digits", "train")[0]
-    assert item["image"].shape == (1, 8, 8) and 0.0 <= float(item["image"].min()) <= float(item["image"].max()) <= 1.0
-    assert sorted(list_domains("image", include_user=False)) == ["fashion_mnist", "mnist", "uci_digits"]
+    assert (
+        item["image"].shape == (1, 8, 8)
+        and 0.0 <= float(item["image"].min()) <= float(item["image"].max()) <= 1.0
+    )
+    assert sorted(list_domains("image", include_user=False)) == [
+        "fashion_mnist",
+        "mnist",
+        "uci_digits",
+    ]
     assert "my_digits" in list_domains("image")
 
 
@@ -158,8 +188,8 @@ BAD_FILES = [
     ("lab.csv", "text,label\nhi,1\n", {"label_column": "lable"},
      r"no label column 'lable'\. Did you mean 'label' \(--label-column label\)"),
     ("out.csv", "text,label\nhi,positive\nok,neutral\n", {},
-     r"out\.csv, line 3, column 'label': label 'neutral' is not one of the labels \['negative', 'positive'\].*"
-     r"--labels positive,neutral"),
+     r"out\.csv, line 3, column 'label': label 'neutral' is not one of the labels \['negative', 'positive'\]"
+     + r".*--labels positive,neutral"),
     ("idx.csv", "text,label\nhi,2\n", {}, r"line 2, column 'label': label '2' is not one of the labels"),
     ("blank.csv", "text,label\nhi,1\n  ,0\n", {}, r"blank\.csv, line 3, column 'text': the text is empty"),
     ("wide.csv", "text,label\nhi,1,extra\n", {}, r"wide\.csv, line 2: 3 fields but the header has 2.*quote fields"),
@@ -173,7 +203,9 @@ BAD_FILES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("name", "content", "kwargs", "pattern"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
+@pytest.mark.parametrize(
+    ("name", "content", "kwargs", "pattern"), BAD_FILES, ids=[b[0] for b in BAD_FILES]
+)
 def test_bad_files_name_file_line_column_and_fix(
     user_dir: Path, tmp_path: Path, name: str, content: str, kwargs: dict, pattern: str
 ) -> None:
@@ -185,37 +217,63 @@ def test_bad_files_name_file_line_column_and_fix(
 
 def test_bad_bytes_arrays_and_sizes(user_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "latin.csv").write_bytes(b"text\nok\ncaf\xe9\n")
-    with pytest.raises(DataError, match=r"latin\.csv, line 3: not UTF-8 text.*save the file as UTF-8"):
+    with pytest.raises(
+        DataError, match=r"latin\.csv, line 3: not UTF-8 text.*save the file as UTF-8"
+    ):
         add_user_domain("mine", tmp_path / "latin.csv")
     np.savez(tmp_path / "nox.npz", images=np.zeros((3, 4, 4), np.uint8))
-    with pytest.raises(DataError, match=r"nox\.npz: no array 'x' \(arrays: images\); save the images as numpy\.savez"):
+    with pytest.raises(
+        DataError,
+        match=r"nox\.npz: no array 'x' \(arrays: images\); save the images as numpy\.savez",
+    ):
         add_user_domain("mine", tmp_path / "nox.npz")
     np.savez(tmp_path / "y.npz", x=np.zeros((3, 4, 4), np.uint8), y=np.array([0, 12, 1]))
-    with pytest.raises(DataError, match=r"y\.npz: y\[1\] = 12 is outside the labels 0\.\.9.*pass --labels listing all 13"):
+    with pytest.raises(
+        DataError,
+        match=r"y\.npz: y\[1\] = 12 is outside the labels 0\.\.9.*pass --labels listing all 13",
+    ):
         add_user_domain("mine", tmp_path / "y.npz")
     np.savez(tmp_path / "flat.npz", x=np.zeros((3, 16), np.uint8))
-    with pytest.raises(DataError, match=r"flat\.npz: array 'x' has shape \[3, 16\]; give grey images as \[N, H, W\]"):
+    with pytest.raises(
+        DataError,
+        match=r"flat\.npz: array 'x' has shape \[3, 16\]; give grey images as \[N, H, W\]",
+    ):
         add_user_domain("mine", tmp_path / "flat.npz")
     tiny = _write(tmp_path / "tiny.csv", "text\na\nb\nc\n")
-    with pytest.raises(DataError, match=r"tiny\.csv: 3 samples are too few for a 10% val split; add samples or change --val"):
+    with pytest.raises(
+        DataError,
+        match=r"tiny\.csv: 3 samples are too few for a 10% val split; add samples or change --val",
+    ):
         add_user_domain("mine", tiny)
     with pytest.raises(DataError, match=r"tiny\.csv: no such file"):
         add_user_domain("mine", tmp_path / "nested" / "tiny.csv")
 
 
-def test_bad_names_options_and_removal(user_dir: Path, hotel_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(DataError, match=r"domain name 'yelp' is taken by a shipped kgkd domain; .* e\.g\. 'yelp_user'"):
+def test_bad_names_options_and_removal(
+    user_dir: Path, hotel_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(
+        DataError,
+        match=r"domain name 'yelp' is taken by a shipped kgkd domain; .* e\.g\. 'yelp_user'",
+    ):
         add_user_domain("yelp", hotel_csv)
-    with pytest.raises(DataError, match=r"domain name 'hotel reviews' must start with a letter.*use e\.g\. 'hotel_reviews'"):
+    with pytest.raises(
+        DataError,
+        match=r"domain name 'hotel reviews' must start with a letter.*use e\.g\. 'hotel_reviews'",
+    ):
         add_user_domain("hotel reviews", hotel_csv)
     with pytest.raises(DataError, match=r"--val 0\.5 \+ --test 0\.5 leave nothing to train on"):
         add_user_domain("hotel", hotel_csv, val=0.5, test=0.5)
     with pytest.raises(DataError, match=r"--test -0\.1 must be a share in \[0, 1\)"):
         add_user_domain("hotel", hotel_csv, test=-0.1)
-    with pytest.raises(DataError, match=r"--labels a,a: label names must be non-empty and distinct"):
+    with pytest.raises(
+        DataError, match=r"--labels a,a: label names must be non-empty and distinct"
+    ):
         add_user_domain("hotel", hotel_csv, labels=["a", "a"])
     add_user_domain("hotel", hotel_csv)
-    with pytest.raises(DataError, match=r"user domain 'hotel' already exists \(from .*hotel\.csv\); pass --force"):
+    with pytest.raises(
+        DataError, match=r"user domain 'hotel' already exists \(from .*hotel\.csv\); pass --force"
+    ):
         add_user_domain("hotel", hotel_csv)
     with pytest.raises(UnknownDatasetError, match=r"no user domain 'hotl'.*Did you mean 'hotel'\?"):
         remove_user_domain("hotl")
@@ -223,11 +281,16 @@ def test_bad_names_options_and_removal(user_dir: Path, hotel_csv: Path, capsys: 
         remove_user_domain("amazon")
     # the CLI turns them into one line on stderr, exit code 2
     assert kgkd_main(["data", "add", "imdb", str(hotel_csv)]) == 2
-    assert "kgkd: error: domain name 'imdb' is taken by a shipped kgkd domain" in capsys.readouterr().err
+    assert (
+        "kgkd: error: domain name 'imdb' is taken by a shipped kgkd domain"
+        in capsys.readouterr().err
+    )
     # a corrupted data file is caught by its sha256 and names the re-add command
     target = user_dir / "text" / "hotel.jsonl.gz"
     target.write_bytes(target.read_bytes()[:-8] + b"\0" * 8)
-    with pytest.raises(DataError, match=r"does not match the sha256.*kgkd data add hotel .*hotel\.csv.*--force"):
+    with pytest.raises(
+        DataError, match=r"does not match the sha256.*kgkd data add hotel .*hotel\.csv.*--force"
+    ):
         load_domain("hotel", "train")
 
 
@@ -254,7 +317,9 @@ def test_unlabelled_user_domain_as_recipe_target(
     metrics = json.loads((result.output_dir / "metrics.json").read_text())
     hotel = metrics["domains"]["hotel_reviews"]
     assert hotel["role"] == "target" and hotel["unlabelled"] is True and hotel["n"] == 12
-    assert "accuracy" not in hotel["student"] and all("accuracy" not in e for e in hotel["ensembles"].values())
+    assert "accuracy" not in hotel["student"] and all(
+        "accuracy" not in e for e in hotel["ensembles"].values()
+    )
     assert metrics["domains"]["amazon"]["unlabelled"] is False
     assert 0.0 <= metrics["domains"]["amazon"]["student"]["accuracy"] <= 1.0
     assert metrics["summary"]["student_mean_acc_target"] is None  # no fake accuracy for the target
@@ -269,7 +334,10 @@ def test_unlabelled_user_domain_as_recipe_target(
     assert preds.shape == (12,) and set(preds.tolist()) <= {0, 1}
     assert (view.labels == -1).all()  # unlabelled stays unlabelled in the student's label space
     table = format_table(metrics)
-    assert any(line.startswith("hotel_reviews") and "target, unlabelled" in line for line in table.splitlines())
+    assert any(
+        line.startswith("hotel_reviews") and "target, unlabelled" in line
+        for line in table.splitlines()
+    )
     assert (result.output_dir / "per_domain.png").stat().st_size > 0
 
 
@@ -279,7 +347,7 @@ def _load(student_dir: Path) -> torch.nn.Module:
     return load_student(student_dir)
 
 
-def _collate(result):  # noqa: ANN001, ANN202
+def _collate(result: Any) -> Any:
     from kgkd.data import TextCollator, load_minilm_tokenizer
 
     return TextCollator(load_minilm_tokenizer(), result.config.data.max_length)
