@@ -28,7 +28,11 @@ def _eval(args: argparse.Namespace) -> int:
     view = StudentView(dataset, [remap])
     collate = _collate(student, meta)
     preds = student_predictions(student, view, collate)
-    scores = per_domain_metrics(preds, view.labels, view.domains, [args.domain])[args.domain]
+    scores = per_domain_metrics(preds, view.labels, view.domains, [args.domain]).get(args.domain)
+    if scores is None:  # a user domain without labels: nothing to score, never a fake accuracy
+        print(f"{args.domain} ({args.split}, n={len(view)}): unlabelled, no accuracy; "
+              f"label a few samples (kgkd data add --force) or use `kgkd predict` to see its predictions")  # fmt: skip
+        return 0
     print(f"{args.domain} ({args.split}, n={int(scores['n'])}): accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}")
     return 0
 
