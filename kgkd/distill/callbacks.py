@@ -17,8 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
@@ -40,19 +41,19 @@ class Callback:
     #: Run on rank 0 only (loggers, bars) or on every rank (anything that steers training).
     main_process_only: bool = True
 
-    def on_fit_start(self, engine: "DistillationEngine") -> None:
+    def on_fit_start(self, engine: DistillationEngine) -> None:
         """Before the first step (after a resume, at the resumed step)."""
 
-    def on_epoch_start(self, engine: "DistillationEngine", epoch: int) -> None:
+    def on_epoch_start(self, engine: DistillationEngine, epoch: int) -> None:
         """At the start of epoch ``epoch`` (0-based)."""
 
-    def on_step_end(self, engine: "DistillationEngine", step: int, logs: dict[str, float]) -> None:
+    def on_step_end(self, engine: DistillationEngine, step: int, logs: dict[str, float]) -> None:
         """After optimiser step ``step`` (1-based); ``logs`` has loss, acc, lr, temperature, alpha."""
 
-    def on_epoch_end(self, engine: "DistillationEngine", epoch: int, logs: dict[str, float]) -> None:
+    def on_epoch_end(self, engine: DistillationEngine, epoch: int, logs: dict[str, float]) -> None:
         """After epoch ``epoch`` and its validation; may add entries to ``logs``."""
 
-    def on_fit_end(self, engine: "DistillationEngine", history: "History") -> None:
+    def on_fit_end(self, engine: DistillationEngine, history: History) -> None:
         """When training ends (finished, stopped early or ``max_steps`` reached)."""
 
 
@@ -76,7 +77,7 @@ class ProgressBar(Callback):
         self._bar: Any = None
         self._loss = math.nan
 
-    def on_epoch_start(self, engine: "DistillationEngine", epoch: int) -> None:
+    def on_epoch_start(self, engine: DistillationEngine, epoch: int) -> None:
         self._bar = tqdm(
             total=engine.steps_in_epoch(epoch),
             desc=f"epoch {epoch + 1}/{engine.config.epochs}",
@@ -85,7 +86,7 @@ class ProgressBar(Callback):
         )
         self._loss = math.nan
 
-    def on_step_end(self, engine: "DistillationEngine", step: int, logs: dict[str, float]) -> None:
+    def on_step_end(self, engine: DistillationEngine, step: int, logs: dict[str, float]) -> None:
         if self._bar is None:
             return
         loss = logs["loss"]
@@ -96,10 +97,10 @@ class ProgressBar(Callback):
         self._bar.set_postfix(postfix, refresh=False)
         self._bar.update(1)
 
-    def on_epoch_end(self, engine: "DistillationEngine", epoch: int, logs: dict[str, float]) -> None:
+    def on_epoch_end(self, engine: DistillationEngine, epoch: int, logs: dict[str, float]) -> None:
         self._close()
 
-    def on_fit_end(self, engine: "DistillationEngine", history: "History") -> None:
+    def on_fit_end(self, engine: DistillationEngine, history: History) -> None:
         self._close()
 
     def _close(self) -> None:
@@ -120,15 +121,15 @@ class CSVLogger(Callback):
         self._steps: list[dict[str, float]] = []
         self._epochs: list[dict[str, float]] = []
 
-    def on_step_end(self, engine: "DistillationEngine", step: int, logs: dict[str, float]) -> None:
+    def on_step_end(self, engine: DistillationEngine, step: int, logs: dict[str, float]) -> None:
         if step % engine.config.log_every == 0:
             self._steps.append({"step": step, **logs})
 
-    def on_epoch_end(self, engine: "DistillationEngine", epoch: int, logs: dict[str, float]) -> None:
+    def on_epoch_end(self, engine: DistillationEngine, epoch: int, logs: dict[str, float]) -> None:
         self._epochs.append({"epoch": epoch, **logs})
         self._flush()
 
-    def on_fit_end(self, engine: "DistillationEngine", history: "History") -> None:
+    def on_fit_end(self, engine: DistillationEngine, history: History) -> None:
         self._flush()
 
     def _flush(self) -> None:
@@ -154,17 +155,17 @@ class TensorBoardLogger(Callback):
         self.log_dir = Path(log_dir)
         self._writer: Any = None
 
-    def on_fit_start(self, engine: "DistillationEngine") -> None:
+    def on_fit_start(self, engine: DistillationEngine) -> None:
         from torch.utils.tensorboard import SummaryWriter  # heavy import, only when used
 
         self._writer = SummaryWriter(log_dir=str(self.log_dir))
 
-    def on_step_end(self, engine: "DistillationEngine", step: int, logs: dict[str, float]) -> None:
+    def on_step_end(self, engine: DistillationEngine, step: int, logs: dict[str, float]) -> None:
         if self._writer is not None and step % engine.config.log_every == 0:
             for key, value in logs.items():
                 self._writer.add_scalar(f"train/{key}", value, step)
 
-    def on_epoch_end(self, engine: "DistillationEngine", epoch: int, logs: dict[str, float]) -> None:
+    def on_epoch_end(self, engine: DistillationEngine, epoch: int, logs: dict[str, float]) -> None:
         if self._writer is None:
             return
         for key, value in logs.items():
@@ -172,7 +173,7 @@ class TensorBoardLogger(Callback):
                 self._writer.add_scalar(key if "/" in key else f"epoch/{key}", value, epoch + 1)
         self._writer.flush()
 
-    def on_fit_end(self, engine: "DistillationEngine", history: "History") -> None:
+    def on_fit_end(self, engine: DistillationEngine, history: History) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -185,7 +186,7 @@ class PerDomainEvaluator(Callback):
 
     def __init__(
         self,
-        dataset: "Dataset",
+        dataset: Dataset,
         collate_fn: Callable[[list[Any]], dict[str, Any]],
         name: str = "test",
         every: int = 1,
@@ -198,7 +199,7 @@ class PerDomainEvaluator(Callback):
         self.ensemble = ensemble
         self.results: list[dict[str, Any]] = []
 
-    def on_epoch_end(self, engine: "DistillationEngine", epoch: int, logs: dict[str, float]) -> None:
+    def on_epoch_end(self, engine: DistillationEngine, epoch: int, logs: dict[str, float]) -> None:
         if (epoch + 1) % self.every:
             return
         metrics = engine.evaluate(self.dataset, self.collate_fn, ensemble=self.ensemble)
@@ -217,7 +218,13 @@ class EarlyStopping(Callback):
 
     main_process_only = False
 
-    def __init__(self, metric: str = "val/accuracy", patience: int = 3, mode: str = "max", min_delta: float = 0.0) -> None:
+    def __init__(
+        self,
+        metric: str = "val/accuracy",
+        patience: int = 3,
+        mode: str = "max",
+        min_delta: float = 0.0,
+    ) -> None:
         if mode not in ("max", "min"):
             raise DistillError(f"EarlyStopping mode must be 'max' or 'min', got '{mode}'")
         self.metric = metric
@@ -228,7 +235,7 @@ class EarlyStopping(Callback):
         self.best_epoch: int | None = None
         self.bad_epochs = 0
 
-    def on_epoch_end(self, engine: "DistillationEngine", epoch: int, logs: dict[str, float]) -> None:
+    def on_epoch_end(self, engine: DistillationEngine, epoch: int, logs: dict[str, float]) -> None:
         if self.metric not in logs:
             if any(k.startswith(("val/", "test/")) for k in logs) or not engine.has_validation:
                 raise DistillError(
@@ -247,5 +254,10 @@ class EarlyStopping(Callback):
             return
         self.bad_epochs += 1
         if self.bad_epochs >= self.patience:
-            log.info("early stopping at epoch %d: %s did not improve on %.4f", epoch + 1, self.metric, self.best)
+            log.info(
+                "early stopping at epoch %d: %s did not improve on %.4f",
+                epoch + 1,
+                self.metric,
+                self.best,
+            )
             engine.stop_training = True

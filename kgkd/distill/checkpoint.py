@@ -93,7 +93,13 @@ def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     np_state = np.random.get_state()
     meta = {
         "python": [version, list(internal), gauss],
-        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "numpy": [
+            np_state[0],
+            np_state[1].tolist(),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
     }
     return tensors, meta
 
@@ -105,7 +111,9 @@ def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     name, keys, pos, has_gauss, cached = meta["numpy"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(tensors["rng/torch_cpu"])
-    cuda = sorted((k for k in tensors if k.startswith("rng/cuda/")), key=lambda k: int(k.rsplit("/", 1)[1]))
+    cuda = sorted(
+        (k for k in tensors if k.startswith("rng/cuda/")), key=lambda k: int(k.rsplit("/", 1)[1])
+    )
     if cuda and torch.cuda.is_available():
         states = [tensors[k] for k in cuda][: torch.cuda.device_count()]
         torch.cuda.set_rng_state_all(states)
@@ -131,7 +139,9 @@ def save_checkpoint(
     """Atomically write the checkpoint of ``step``; keep the newest ``keep``; return the JSON path."""
     tensor_path, json_path = checkpoint_paths(directory, step)
     rng_tensors, rng_meta = capture_rng()
-    payload = {k: v.detach().to("cpu").contiguous().clone() for k, v in {**tensors, **rng_tensors}.items()}
+    payload = {
+        k: v.detach().to("cpu").contiguous().clone() for k, v in {**tensors, **rng_tensors}.items()
+    }
     with atomic_path(tensor_path) as tmp:
         save_file(payload, str(tmp))
     record = {
@@ -169,12 +179,16 @@ def load_checkpoint(path: str | Path) -> TrainingState:
     if p.is_dir():
         newest = latest_checkpoint(p)
         if newest is None:
-            raise CheckpointError(f"no checkpoint (ckpt-*.json) in folder '{p}'; train with checkpoint_dir set first")
+            raise CheckpointError(
+                f"no checkpoint (ckpt-*.json) in folder '{p}'; train with checkpoint_dir set first"
+            )
         p = newest
     if p.suffix == ".safetensors":
         p = p.with_suffix(".json")
     if not p.is_file():
-        raise CheckpointError(f"checkpoint file '{p}' does not exist; pass a ckpt-*.json file or its folder")
+        raise CheckpointError(
+            f"checkpoint file '{p}' does not exist; pass a ckpt-*.json file or its folder"
+        )
     try:
         record = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -184,7 +198,9 @@ def load_checkpoint(path: str | Path) -> TrainingState:
     required = ("format_version", "step", "epoch", "position", "tensor_file", "sha256", "rng")
     missing = [k for k in required if not isinstance(record, dict) or k not in record]
     if missing:
-        raise CheckpointError(f"checkpoint file '{p}' lacks {missing}; it is not a kgkd training checkpoint")
+        raise CheckpointError(
+            f"checkpoint file '{p}' lacks {missing}; it is not a kgkd training checkpoint"
+        )
     if record["format_version"] != FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint file '{p}' has format version {record['format_version']}, "
@@ -201,7 +217,9 @@ def load_checkpoint(path: str | Path) -> TrainingState:
     try:
         tensors = load_file(str(tensor_path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint tensor file '{tensor_path}' cannot be read: {exc}") from None
+        raise CheckpointError(
+            f"checkpoint tensor file '{tensor_path}' cannot be read: {exc}"
+        ) from None
     return TrainingState(
         step=int(record["step"]),
         epoch=int(record["epoch"]),

@@ -13,8 +13,9 @@ import difflib
 import math
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from kgkd.distill.schedules import SCHEDULES
 from kgkd.errors import ConfigError
@@ -24,6 +25,24 @@ _SCHEDULERS = ("cosine", "linear", "constant")
 _DEVICES = ("auto", "cpu", "cuda")
 _AMP = ("auto", "bf16", "fp16", "off")
 _MODES = ("max", "min")
+#: Names other toolkits use for an option, pointed to in the did-you-mean hint.
+_ALIASES = {
+    "learning_rate": "lr",
+    "num_epochs": "epochs",
+    "n_epochs": "epochs",
+    "max_epochs": "epochs",
+    "bs": "batch_size",
+    "max_grad_norm": "grad_clip",
+    "clip_grad_norm": "grad_clip",
+    "gradient_clipping": "grad_clip",
+    "t": "temperature",
+    "kd_temperature": "temperature",
+    "patience": "early_stopping_patience",
+    "fp16": "amp",
+    "bf16": "amp",
+    "mixed_precision": "amp",
+    "output_dir": "checkpoint_dir",
+}
 
 
 @dataclass
@@ -79,7 +98,7 @@ class EngineConfig:
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "EngineConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> EngineConfig:
         """Build a config from a mapping; unknown keys get a did-you-mean ConfigError."""
         if not isinstance(data, Mapping):
             raise ConfigError(
@@ -88,7 +107,12 @@ class EngineConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         for key in data:
             if key not in names:
-                close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
+                alias = _ALIASES.get(str(key).lower())
+                close = (
+                    [alias]
+                    if alias
+                    else difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
+                )
                 hint = f" Did you mean '{close[0]}'?" if close else ""
                 raise ConfigError(
                     f"unknown engine config key '{key}'.{hint} Valid keys: {', '.join(names)}"
@@ -101,7 +125,7 @@ class EngineConfig:
         """A JSON-ready copy of every option (checkpoints store it)."""
         return dataclasses.asdict(self)
 
-    def replace(self, **changes: Any) -> "EngineConfig":
+    def replace(self, **changes: Any) -> EngineConfig:
         """A validated copy with some options changed."""
         return EngineConfig.from_dict({**self.to_dict(), **changes})
 

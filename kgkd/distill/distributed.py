@@ -10,8 +10,8 @@ never branches on "am I distributed?" beyond asking the context.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Iterator, Sized
+from collections.abc import Iterator, Sized
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -30,7 +30,7 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def is_distributed(self) -> bool:
@@ -48,7 +48,9 @@ def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
         return torch.device("cpu")
     if preference == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("engine config device='cuda' but no CUDA device is visible; use device='auto' or 'cpu'")
+            raise ConfigError(
+                "engine config device='cuda' but no CUDA device is visible; use device='auto' or 'cpu'"
+            )
         return torch.device("cuda", local_rank)
     if torch.cuda.is_available():
         return torch.device("cuda", local_rank)

@@ -133,6 +133,16 @@ class DistillationEngine:
             raise DistillError(
                 "the engine got teachers but no weighting; pass e.g. UniformWeighting(len(teachers))"
             )
+        for what, module in (
+            ("weighting", weighting),
+            ("alignment_weighting", alignment_weighting),
+        ):
+            n = getattr(module, "num_teachers", None)
+            if isinstance(n, int) and n != len(self.teachers):
+                raise DistillError(
+                    f"the engine's {what} ({type(module).__name__}) was built for {n} teachers but the "
+                    f"engine has {len(self.teachers)}; build it with the engine's teacher list"
+                )
         self.dist: DistContext = init_distributed(config.device)
         self.device = self.dist.device
         self.amp_dtype = _amp_dtype(config.amp, self.device)
@@ -351,7 +361,8 @@ class DistillationEngine:
         batch = self._to_device(self._collate([dataset[i] for i in range(n)]))
         self.student.eval()
         with torch.no_grad():
-            out = self.student(batch)
+            with self._autocast():
+                out = self.student(batch)
             teachers = self._teacher_outputs(batch, step=0)
             fields = self._context_fields(batch, teachers, progress=0.0)
         _check_student(out, self.label_maps)
@@ -392,7 +403,7 @@ class DistillationEngine:
             loss, out = self._train_module(batch, fields)
         if not bool(torch.isfinite(loss.detach())):
             raise DistillError(
-                f"the loss became {float(loss)} at step {self.step + 1}; lower lr (now {cfg.lr}), "
+                f"the loss became {float(loss.detach())} at step {self.step + 1}; lower lr (now {cfg.lr}), "
                 "set grad_clip, or check the inputs for NaN/inf"
             )
         self.scaler.scale(loss).backward()
@@ -441,6 +452,8 @@ class DistillationEngine:
                 if self.alignment_weighting is not None:
                     align = self.alignment_weighting(domain, logits)
             _check_weights(weights, len(teachers), domain.shape[0], "weighting")
+            if align is not None:
+                _check_weights(align, len(teachers), domain.shape[0], "alignment_weighting")
         return {
             "teachers": teachers,
             "labels": _labels(batch).to(self.device),
@@ -684,6 +697,11 @@ def _check_weights(w: Tensor, t: int, b: int, who: str) -> None:
         raise DistillError(
             f"{who} returned teacher weights of shape {tuple(w.shape)}; expected [{b}, {t}] "
             "(one row per sample, one column per teacher)"
+        )
+    if not bool(torch.isfinite(w).all() & (w >= 0).all()):
+        raise DistillError(
+            f"{who} returned negative or NaN/inf teacher weights (min {float(w.min()):.4g}); "
+            "teacher weights must be finite and ≥ 0 (rows summing to 1, e.g. a softmax)"
         )
 
 

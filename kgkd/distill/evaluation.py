@@ -9,8 +9,9 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +33,10 @@ def per_domain_metrics(
     Returns ``{"overall": {"accuracy", "macro_f1", "n"}, "<domain>": {...}, ...}``
     (a domain with no labelled sample is absent).
     """
-    p, y, d = (np.asarray(a.detach().cpu() if isinstance(a, Tensor) else a) for a in (preds, labels, domains))
+    p, y, d = (
+        np.asarray(a.detach().cpu() if isinstance(a, Tensor) else a)
+        for a in (preds, labels, domains)
+    )
     if not p.shape == y.shape == d.shape:
         raise DistillError(
             f"per_domain_metrics: preds {p.shape}, labels {y.shape} and domains {d.shape} must have the same shape"
@@ -77,7 +81,9 @@ def ensemble_probs(
     its ``LabelMap.matrix()`` and mixed with the per-sample weights ``[B, T]``.
     """
     if len(teacher_logits) != len(label_maps):
-        raise DistillError(f"{len(teacher_logits)} teacher outputs but {len(label_maps)} label maps; give one per teacher")
+        raise DistillError(
+            f"{len(teacher_logits)} teacher outputs but {len(label_maps)} label maps; give one per teacher"
+        )
     mix: Tensor | None = None
     for t, (logits, lmap) in enumerate(zip(teacher_logits, label_maps)):
         if logits.shape[-1] != lmap.num_teacher_labels:
@@ -153,7 +159,9 @@ def compression_report(
     ``{"student": {...}, "ensemble": {...}, "ratio": {params, size, speedup}}``.
     """
     if not teachers:
-        raise DistillError("compression_report needs at least one teacher to compare the student with")
+        raise DistillError(
+            "compression_report needs at least one teacher to compare the student with"
+        )
     rows: dict[str, dict[str, float]] = {}
     for key, models in (("student", [student]), ("ensemble", list(teachers))):
         rows[key] = {
