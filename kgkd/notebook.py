@@ -1,0 +1,117 @@
+"""Small helpers that keep the example notebooks short (``notebooks/*.ipynb``).
+
+The notebooks run at two scales: the shipped ``*_quick`` configs (a few minutes on a
+laptop CPU) and, when the environment variable ``KGKD_NOTEBOOK_QUICK=1`` is set (what
+the test suite does), each config's tiny ``smoke:`` block. Everything they write goes
+below :func:`output_root` — by default ``runs/`` under the notebook's working folder.
+
+>>> import os
+>>> os.environ["KGKD_NOTEBOOK_QUICK"] = "1"
+>>> quick_mode()
+True
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+__all__ = ["QUICK_ENV", "TeacherProbabilities", "output_root", "quick_mode", "teacher_probabilities", "without_domain"]
+
+#: Environment variable that switches the notebooks to smoke scale.
+QUICK_ENV = "KGKD_NOTEBOOK_QUICK"
+
+
+def quick_mode() -> bool:
+    """True when ``KGKD_NOTEBOOK_QUICK=1``: run the configs' ``smoke:`` scale (seconds, for tests)."""
+    return os.environ.get(QUICK_ENV, "0").strip() == "1"
+
+
+def output_root(name: str) -> Path:
+    """Folder for one notebook's runs: ``$KGKD_NOTEBOOK_OUT/<name>`` or ``runs/<name>`` (created)."""
+    root = Path(os.environ.get("KGKD_NOTEBOOK_OUT", "runs")) / name
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@dataclass
+class TeacherProbabilities:
+    """Teachers' probabilities (in the student's labels) and labels of one split, per domain.
+
+    ``probs[domain][teacher]`` is a [N, C] tensor, ``labels[domain]`` a [N] tensor; these are
+    exactly what :func:`kgkd.signals.fit_signals` consumes. ``workspace`` is the recipe
+    pipeline's :class:`~kgkd.recipes.pipeline.Workspace` (teachers, datasets, caches).
+    """
+
+    kg: Any
+    domains: list[str]
+    teachers: list[str]
+    probs: dict[str, dict[str, Tensor]]
+    labels: dict[str, Tensor]
+    workspace: Any
+
+
+def teacher_probabilities(cfg: Any, split: str = "val", show_progress: bool = False) -> TeacherProbabilities:
+    """Run the recipe pipeline's first stages (graph, data, teachers, cached outputs) for ``cfg``.
+
+    Teachers are loaded from ``KGKD_CACHE_DIR`` (trained first if missing and the config
+    allows it) and run once per split; their outputs are cached on disk, so a later
+    ``run_config(cfg)`` on the same data reuses them.
+    """
+    from kgkd.recipes.pipeline import (
+        Workspace,
+        cache_outputs,
+        load_data,
+        load_graph,
+        make_collators,
+        mapped_probs,
+        prepare_teachers,
+        split_by_domain,
+        student_label_set,
+    )
+
+    ws = Workspace(cfg=cfg, out=cfg.output_dir(), show_progress=show_progress)
+    ws.kg = load_graph(cfg)
+    ws.domains = [*cfg.data.source_domains, *cfg.data.target_domains]
+    ws.held_out = list(cfg.data.target_domains)
+    ws.label_set = student_label_set(ws.kg, cfg, ws.domains)
+    ws.student_labels = tuple(ws.kg.label_set(ws.label_set).labels)
+    load_data(ws)
+    make_collators(ws)
+    prepare_teachers(ws)
+    cache_outputs(ws)
+    view = ws.views[split]
+    names = [t.name for t in ws.teachers]
+    probs = mapped_probs(ws.caches[split], ws.label_maps, len(view))
+    by_domain, labels = split_by_domain(view, probs, ws.domains, names)
+    return TeacherProbabilities(ws.kg, list(ws.domains), names, by_domain, labels, ws)
+
+
+def without_domain(kg: Any, name: str) -> Any:
+    """A copy of ``kg`` with domain ``name`` and every statement about or pointing at it removed.
+
+    Weighted links (``:a kgkd:similarTo [ kgkd:target :name ; kgkd:weight w ]``) that
+    point at the domain are removed together with their blank node.
+    """
+    from rdflib import BNode, Graph, URIRef
+
+    from kgkd.graph import KnowledgeGraph
+
+    iri = URIRef(kg.domain(name).iri)
+    source = kg.graph
+    doomed = {iri}
+    for node, _, _ in source.triples((None, None, iri)):
+        if isinstance(node, BNode):
+            doomed.add(node)
+    copy = Graph()
+    for prefix, namespace in source.namespaces():
+        copy.bind(prefix, namespace, override=True)
+    for s, p, o in source:
+        if s in doomed or o in doomed:
+            continue
+        copy.add((s, p, o))
+    return KnowledgeGraph(copy, f"{kg.source} without '{name}'")
