@@ -296,7 +296,11 @@ def test_bad_names_options_and_removal(
 
 # --------------------------------------------------------------------------- recipe
 def test_unlabelled_user_domain_as_recipe_target(
-    user_dir: Path, hotel_csv: Path, tmp_path: Path, shared_cache: Path
+    user_dir: Path,
+    hotel_csv: Path,
+    tmp_path: Path,
+    shared_cache: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The user domain joins a smoke sentiment recipe as a target: weights, predictions, 'unlabelled' metrics."""
     from kgkd.recipes import load_config, sentiment_transfer
@@ -339,6 +343,9 @@ def test_unlabelled_user_domain_as_recipe_target(
         for line in table.splitlines()
     )
     assert (result.output_dir / "per_domain.png").stat().st_size > 0
+    # `kgkd eval` says so too, instead of scoring against fake labels
+    assert kgkd_main(["eval", str(result.student_dir), "--domain", "hotel_reviews"]) == 0
+    assert "hotel_reviews (test, n=12): unlabelled, no accuracy" in capsys.readouterr().out
 
 
 def _load(student_dir: Path) -> torch.nn.Module:

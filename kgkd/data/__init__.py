@@ -1,4 +1,5 @@
-"""Domain-tagged datasets over the real data kgkd ships (``data/``) or builds on demand.
+"""Domain-tagged datasets over the real data kgkd ships (``data/``), builds on demand, or a user adds
+(``add_user_domain`` / ``kgkd data add``).
 
 >>> from kgkd.data import load_domain, MultiDomainDataset, list_domains
 >>> list_domains("image")
@@ -21,6 +22,7 @@ from kgkd.data.specs import DOMAINS, DomainSpec, get_spec, list_domains
 from kgkd.data.splits import SPLITS, stratified_split
 from kgkd.data.tokenizer import load_minilm_tokenizer
 from kgkd.data.transforms import normalize, resize_digits, to_channels
+from kgkd.data.user import add_user_domain, remove_user_domain, user_data_dir
 
 __all__ = [
     "DOMAINS",
@@ -32,6 +34,7 @@ __all__ = [
     "MultiDomainDataset",
     "TextAugment",
     "TextCollator",
+    "add_user_domain",
     "blur",
     "data_file",
     "gaussian_noise",
@@ -41,10 +44,12 @@ __all__ = [
     "load_minilm_tokenizer",
     "normalize",
     "random_shift",
+    "remove_user_domain",
     "resize_digits",
     "stratified_split",
     "to_channels",
     "token_dropout",
     "typos",
+    "user_data_dir",
     "word_swap",
 ]
