@@ -31,6 +31,7 @@ __all__ = [
     "CONFIG_DIR",
     "DataConfig",
     "DistillConfig",
+    "FeatureAlignmentConfig",
     "GraphConfig",
     "OutputConfig",
     "RecipeConfig",
@@ -138,16 +139,36 @@ class StudentConfig:
 
 
 @dataclass
+class FeatureAlignmentConfig:
+    """Optional KG-weighted feature alignment added to the distillation loss.
+
+    ``weight`` 0 turns it off (the default). Otherwise the loss becomes
+    ``distill + weight · feature``: projected student features regress every teacher's
+    cached features (``pairs``, ``student_feature:teacher_feature``; the teacher side is
+    added to ``teachers.features`` automatically), each teacher weighted per domain by
+    the fitted signals' alignment weights. ``loss`` is ``mse`` or ``cosine``;
+    ``projector`` ``linear`` or ``film`` (FiLM-conditioned on the KG domain embedding).
+    """
+
+    weight: float = 0.0
+    loss: Literal["mse", "cosine"] = "mse"
+    projector: Literal["linear", "film", "mlp"] = "linear"
+    pairs: list[str] = field(default_factory=lambda: ["pooled"])
+
+
+@dataclass
 class DistillConfig:
     """The distillation loss and the engine settings.
 
     ``engine`` is the engine's own ``EngineConfig`` as a mapping; it is checked with
     ``EngineConfig.from_dict`` when the config is loaded, so its typos fail early too.
+    ``feature_alignment`` (off by default) adds KG-weighted feature alignment.
     """
 
     loss: str = "combined"
     loss_params: dict[str, Any] = field(default_factory=dict)
     engine: dict[str, Any] = field(default_factory=dict)
+    feature_alignment: FeatureAlignmentConfig = field(default_factory=FeatureAlignmentConfig)
 
     def engine_config(self) -> Any:
         """Build the engine's ``EngineConfig`` from ``engine`` (errors name ``distill.engine``)."""

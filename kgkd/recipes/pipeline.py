@@ -337,9 +337,18 @@ def prepare_teachers(ws: Workspace) -> None:
 
 
 def cache_outputs(ws: Workspace) -> None:
-    """Run each teacher once per split and keep its outputs on disk (reused by later runs)."""
+    """Run each teacher once per split and keep its outputs on disk (reused by later runs).
+
+    With feature alignment on, the teacher features it names are cached too.
+    """
     from kgkd.recipes.teachers import build_cache
 
+    fa = ws.cfg.distill.feature_alignment
+    if fa.weight > 0:
+        from kgkd.distill.losses.feature import parse_pairs
+
+        needed = [t for _, t in parse_pairs(fa.pairs, "distill.feature_alignment.pairs")]
+        ws.cfg.teachers.features = list(dict.fromkeys([*ws.cfg.teachers.features, *needed]))
     for split, dataset in ws.data.items():
         ws.caches[split] = [
             build_cache(t, dataset, ws.teacher_collate, ws.cfg, split, ws.show_progress) for t in ws.teachers
@@ -466,9 +475,16 @@ def distil(ws: Workspace) -> None:
     ws.student = build_student(ws)
     loss = build_loss(cfg.distill.loss, **cfg.distill.loss_params)
     weighting = make_weighting(cfg.signals.weighting, ws)
+    align = None
+    fa = cfg.distill.feature_alignment
+    if fa.weight > 0:  # KG alignment weights + cached teacher features into the feature loss
+        from kgkd.signals.alignment import with_feature_alignment
+
+        loss, align = with_feature_alignment(loss, ws.signals, ws.domains, fa.weight, fa.loss, fa.projector, fa.pairs)
     engine = DistillationEngine(
-        ws.student, [CachedTeacher(c) for c in ws.caches["train"]], loss, weighting, engine_cfg, ws.label_maps, domain_names=ws.domains
-    )
+        ws.student, [CachedTeacher(c) for c in ws.caches["train"]], loss, weighting, engine_cfg, ws.label_maps,
+        alignment_weighting=align, domain_names=ws.domains,
+    )  # fmt: skip
     ws.history = engine.fit(ws.train_view, None, collate_fn=ws.student_collate)
     ws.student = engine.student.cpu().eval()
 
@@ -625,13 +641,23 @@ def run_recipe(
     return run_config(cfg)
 
 
+_STEP_KEYS = frozenset({"step", "epoch", "loss", "acc", "lr", "temperature", "alpha", "grad_norm"})
+
+
 def _history(history: Any) -> dict[str, Any]:
     if history is None:
         return {}
     epochs = getattr(history, "epochs", None)
     losses = history.losses() if hasattr(history, "losses") else []
+    # per-epoch means of the loss's own terms (kd, ce, feature, ...), in epoch order
+    sums: dict[str, dict[int, list[float]]] = {}
+    for step in getattr(history, "steps", []):
+        for key, value in step.items():
+            if key not in _STEP_KEYS:
+                sums.setdefault(key, {}).setdefault(int(step.get("epoch", 0)), []).append(float(value))
+    terms = {k: [round(float(np.mean(v[e])), 6) for e in sorted(v)] for k, v in sums.items()}
     return {"steps": len(losses), "first_loss": losses[0] if losses else None,
-            "last_loss": losses[-1] if losses else None, "epochs": epochs}
+            "last_loss": losses[-1] if losses else None, "epochs": epochs, "terms_by_epoch": terms}
 
 
 def default_cache_root() -> Path:

@@ -85,7 +85,8 @@ def build_cache(teacher: Any, dataset: Any, collate: Any, cfg: RecipeConfig, spl
     from kgkd.paths import cache_dir
 
     fp = str(dataset.fingerprint())[:16]
-    path = cache_dir() / "teacher_outputs" / f"{teacher.name}__{split}__{fp}.safetensors"
+    feats = "__" + "+".join(cfg.teachers.features) if cfg.teachers.features else ""  # caches with features apart
+    path = cache_dir() / "teacher_outputs" / f"{teacher.name}__{split}__{fp}{feats}.safetensors"
     dtype = "fp16" if cfg.teachers.cache_dtype == "float16" else "fp32"
     return TeacherCache.get_or_build(
         teacher, dataset, collate, path=path, batch_size=cfg.teachers.batch_size,

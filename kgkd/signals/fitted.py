@@ -139,10 +139,11 @@ class FittedSignals:
         return w
 
     def alignment(self, domain_names: Sequence[str] | None = None) -> Tensor:
-        """Feature-alignment weights α [D, T] (softer than the logit weights, tiny teachers dropped)."""
+        """Feature-alignment weights α [D, T] (softer than the logit weights, tiny teachers dropped),
+        shrunk toward uniform by the same λ as the teacher weights."""
         names = list(domain_names) if domain_names is not None else self.domains()
         scores, _ = self._forward(names)
-        return self.alignment_head(scores)
+        return shrink(self.alignment_head(scores), self.shrinkage)
 
     def domain_embeddings(self, domain_names: Sequence[str]) -> Tensor:
         """Encoder embeddings [D, hidden] of the domains (KG condition for gates / FiLM projectors)."""
