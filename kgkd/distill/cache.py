@@ -8,7 +8,8 @@ plus a JSON header in the safetensors metadata::
 
     {"format": "kgkd-teacher-cache", "version": 1, "fingerprint": ..., "teacher": ...,
      "label_names": [...], "num_samples": N, "num_labels": C, "feature_shapes": {...},
-     "dtype": "fp16", "top_k": null, "preprocessing": ..., "created": ISO-8601}
+     "dtype": "fp16", "top_k": null, "preprocessing": ..., "dataset_fingerprint": ...,
+     "created": ISO-8601}
 
 The fingerprint is ``sha256(teacher.fingerprint() + dataset.fingerprint() +
 preprocessing)``: any change of weights, data or preprocessing makes the cache
@@ -186,9 +187,8 @@ class TeacherCache:
         num = len(dataset)  # type: ignore[arg-type]
         if num == 0:
             raise CacheError(f"teacher '{name}' cache: the dataset is empty, nothing to cache")
-        fingerprint = cache_fingerprint(
-            teacher.fingerprint(), _dataset_fingerprint(dataset, dataset_fingerprint), preprocessing
-        )  # type: ignore[operator]
+        data_fingerprint = _dataset_fingerprint(dataset, dataset_fingerprint)
+        fingerprint = cache_fingerprint(teacher.fingerprint(), data_fingerprint, preprocessing)  # type: ignore[operator]
         if path is None:
             path = default_cache_path(name, str(getattr(dataset, "name", type(dataset).__name__)))
         if device is None:
@@ -240,6 +240,7 @@ class TeacherCache:
             "dtype": dtype,
             "top_k": top_k,
             "preprocessing": preprocessing,
+            "dataset_fingerprint": data_fingerprint,  # lets an importer check the transfer set
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         del tensors["num_labels"]

@@ -1,0 +1,385 @@
+"""``kgkd distill``: train a student from teacher-output files that other sites handed over.
+
+The federated hand-over: each site runs its own teacher once over a shared transfer set
+and exports only the outputs (``kgkd teachers cache --teacher T --domain D --out site.safetensors``);
+no data or weights leave the site. The distilling site rebuilds the same transfer set
+(``--domain/--split/--limit/--seed``), checks every file against it (sample count and data
+fingerprint), and distils the files' teachers into a compact student::
+
+    kgkd distill --cache site_a.safetensors --cache site_b.safetensors --domain mnist \\
+        --limit 256 --student digit --weights uniform --epochs 5 --out runs/handover \\
+        --eval-domain mnist --eval-domain uci_digits
+
+The student is saved with ``save_pretrained`` in ``OUT/student`` (load it with
+``kgkd.models.load_student``); ``OUT/metrics.json`` holds the per-domain accuracy and
+macro-F1 printed at the end, ``OUT/history.json`` and ``OUT/logs/*.csv`` the training curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+from kgkd.errors import CacheError, ConfigError
+
+EPILOG = """\
+teacher weights (--weights):
+  uniform          every teacher weighs 1/T (default)
+  FILE.json        {"teacher_mnist": 0.7, "teacher_usps": 0.3}: one non-negative weight per
+                   teacher name of the cache files (normalised to sum 1), e.g. from `kgkd signals`
+
+engine options beyond the flags below: --engine-config FILE.yaml with any EngineConfig keys
+(optimizer, scheduler, warmup_steps, grad_clip, temperature_end, ...); flags override it.
+
+example (two sites, digits):
+  kgkd teachers cache --teacher teacher_mnist --domain mnist --limit 256 --out a.safetensors
+  kgkd teachers cache --teacher teacher_usps  --domain mnist --limit 256 --out b.safetensors
+  kgkd distill --cache a.safetensors --cache b.safetensors --domain mnist --limit 256 \\
+      --student digit --epochs 5 --out runs/handover --eval-domain mnist --eval-domain uci_digits
+"""
+
+
+# --------------------------------------------------------------------------- helpers
+def import_caches(paths: list[Path], transfer: Any) -> list[Any]:
+    """Open each exported cache and check it was made on ``transfer`` (count and fingerprint)."""
+    from kgkd.distill.cache import TeacherCache
+
+    caches, seen = [], {}
+    fingerprint = transfer.fingerprint()
+    for path in paths:
+        cache = TeacherCache.import_(path, expected_num_samples=len(transfer))
+        made_on = cache.header.get("dataset_fingerprint")
+        if made_on is not None and made_on != fingerprint:
+            raise CacheError(
+                f"{path} (teacher '{cache.teacher_name}') was exported on another transfer set than "
+                f"{transfer!r} (data fingerprint {str(made_on)[:12]}… vs {fingerprint[:12]}…); use the same "
+                "--domain/--split/--limit/--seed the exporting site passed to `kgkd teachers cache`"
+            )
+        if cache.teacher_name in seen:
+            raise CacheError(
+                f"{path} and {seen[cache.teacher_name]} both hold teacher '{cache.teacher_name}'; "
+                "pass each teacher's cache file once"
+            )
+        seen[cache.teacher_name] = path
+        caches.append(cache)
+    return caches
+
+
+def teacher_weights(spec: str, names: list[str]) -> Any:
+    """``uniform`` or a JSON file ``{teacher: weight}`` → a one-domain ``TeacherWeighting``."""
+    import torch
+
+    from kgkd.distill.weighting import DomainTableWeighting, UniformWeighting
+
+    if spec == "uniform":
+        return UniformWeighting(len(names))
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(
+            f"--weights {spec}: no such file; give 'uniform' or a JSON file {{teacher: weight}}"
+        )
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f'--weights {path}: not valid JSON ({exc}); write {{"teacher_name": weight, ...}}'
+        ) from None
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"--weights {path}: expected a JSON object {{teacher: weight}}, got {type(values).__name__}"
+        )
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"--weights {path}: '{key}' is not a teacher of the cache files {names}.{hint}"
+            )
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise ConfigError(
+            f"--weights {path}: no weight for teacher(s) {missing}; give one per cache file"
+        )
+    bad = {n: values[n] for n in names if not isinstance(values[n], (int, float)) or values[n] < 0}
+    if bad or not sum(values[n] for n in names) > 0:
+        raise ConfigError(
+            f"--weights {path}: weights must be numbers ≥ 0 with a positive sum, got {values}"
+        )
+    table = torch.tensor([[float(values[n]) for n in names]])
+    return DomainTableWeighting(table, domain_names=["transfer"], normalize=True)
+
+
+def engine_config(args: argparse.Namespace) -> Any:
+    """``EngineConfig`` from ``--engine-config`` (YAML) overridden by the command's flags."""
+    import yaml
+
+    from kgkd.distill.config import EngineConfig
+
+    base: dict[str, Any] = {}
+    if args.engine_config is not None:
+        if not args.engine_config.is_file():
+            raise ConfigError(f"--engine-config {args.engine_config}: no such file")
+        try:
+            base = yaml.safe_load(args.engine_config.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                f"--engine-config {args.engine_config}: not valid YAML ({exc})".replace("\n", " ")
+            ) from None
+    flags = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "temperature": args.temperature,
+             "alpha": args.alpha, "seed": args.seed, "device": args.device}  # fmt: skip
+    base.update({k: v for k, v in flags.items() if v is not None})
+    base.setdefault("show_progress", not args.no_progress)
+    return EngineConfig.from_dict(base)
+
+
+def build_student(
+    kind: str, modality: str, labels: tuple[str, ...], transfer: Any, max_length: int
+) -> Any:
+    """A fresh ``digit`` or ``text`` student over ``labels`` (text: vocabulary of the transfer set)."""
+    from kgkd.models import DigitStudent, DigitStudentConfig, TextStudent
+
+    wanted = {"digit": "image", "text": "text"}[kind]
+    if wanted != modality:
+        raise ConfigError(
+            f"--student {kind} reads {wanted} but the transfer domain holds {modality}; "
+            f"use --student {'text' if modality == 'text' else 'digit'}"
+        )
+    if kind == "digit":
+        return DigitStudent(DigitStudentConfig(label_names=labels))
+    from kgkd.data import load_minilm_tokenizer
+
+    return TextStudent.from_texts(
+        transfer.texts, load_minilm_tokenizer(), label_names=labels, max_length=max_length
+    )
+
+
+class Unlabelled:
+    """A view of a dataset with every label hidden (−1): distil from the teachers alone."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {**self.dataset[i], "label": -1}
+
+    def __getattr__(self, name: str) -> Any:  # name, domain_names, fingerprint, ...
+        if name == "dataset":  # not set yet (copy/pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def print_metrics(metrics: dict[str, Any], names: list[str]) -> None:
+    """One line per evaluation domain: accuracy and macro-F1 of the student."""
+    print(f"{'domain':16s} {'n':>6s} {'accuracy':>9s} {'macro-F1':>9s}")
+    for name in [*names, "overall"]:
+        row = metrics.get(name)
+        if row:
+            print(f"{name:16s} {int(row['n']):6d} {row['accuracy']:9.4f} {row['macro_f1']:9.4f}")
+
+
+# --------------------------------------------------------------------------- command
+def _distill(args: argparse.Namespace) -> int:
+    from kgkd.data import (
+        ImageCollator,
+        MultiDomainDataset,
+        TextCollator,
+        get_spec,
+        load_domain,
+        load_minilm_tokenizer,
+    )
+    from kgkd.distill.cache import CachedTeacher
+    from kgkd.distill.callbacks import CSVLogger
+    from kgkd.distill.engine import DistillationEngine
+    from kgkd.distill.losses import build_loss
+    from kgkd.labels import LabelMap
+    from kgkd.utils.io import atomic_write_json
+
+    cfg = engine_config(args)  # config errors first, before any data is read
+    spec = get_spec(args.domain)
+    transfer = load_domain(args.domain, args.split, limit=args.limit, seed=args.data_seed)
+    caches = import_caches(args.cache, transfer)
+    names = [c.teacher_name for c in caches]
+    labels = tuple(spec.label_names)
+    maps = [
+        LabelMap.by_name(c.label_names or labels, labels, teacher=c.teacher_name) for c in caches
+    ]
+    weighting = teacher_weights(args.weights, names)
+    student = build_student(args.student, spec.modality, labels, transfer, args.max_length)
+    collate = (
+        ImageCollator(28)
+        if spec.modality == "image"
+        else TextCollator(load_minilm_tokenizer(), args.max_length)
+    )
+    eval_domains = args.eval_domain or [args.domain]
+    for d in eval_domains:
+        if get_spec(d).modality != spec.modality:
+            raise ConfigError(
+                f"--eval-domain {d} holds {get_spec(d).modality} but the transfer domain '{args.domain}' "
+                f"holds {spec.modality}; evaluate on {spec.modality} domains"
+            )
+    test = MultiDomainDataset(
+        eval_domains, args.eval_split, limit=args.eval_limit, seed=args.data_seed
+    )
+    out: Path = args.out
+    engine = DistillationEngine(
+        student, [CachedTeacher(c) for c in caches], build_loss("combined"), weighting, cfg, maps,
+        callbacks=[CSVLogger(out / "logs")],
+    )  # fmt: skip
+    print(f"distilling {len(caches)} teacher(s) {names} into a {args.student} student "
+          f"on {transfer!r}{' without labels' if args.unlabelled else ''}")  # fmt: skip
+    history = engine.fit(Unlabelled(transfer) if args.unlabelled else transfer, collate_fn=collate)
+    metrics = engine.evaluate(test, collate, domain_names=eval_domains)["student"]
+    engine.student.cpu().eval().save_pretrained(out / "student")
+    history.save(out / "history.json")
+    atomic_write_json(
+        out / "metrics.json", {"split": args.eval_split, "teachers": names, "student": metrics}
+    )
+    print(f"student accuracy on the {args.eval_split} split:")
+    print_metrics(metrics, eval_domains)
+    print(
+        f"saved {out / 'student'} (load with kgkd.models.load_student), metrics in {out / 'metrics.json'}"
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``kgkd distill`` (torch is imported only when the command runs)."""
+    parser = subparsers.add_parser(
+        "distill",
+        help="distil a student from teacher-output files exported by other sites (kgkd teachers cache)",
+        description=(
+            "Distil a compact student from teacher outputs that sites exported on a shared\n"
+            "transfer set with `kgkd teachers cache`: no site's data or teacher weights are\n"
+            "needed. The transfer set is rebuilt here from --domain/--split/--limit/--data-seed\n"
+            "and every cache file is checked against it (sample count and data fingerprint)."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = parser.add_argument_group("teachers and transfer set")
+    src.add_argument(
+        "--cache",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="a teacher-output file from `kgkd teachers cache --out FILE` (repeat per teacher)",
+    )
+    src.add_argument(
+        "--domain", required=True, help="domain of the transfer set the files were made on"
+    )
+    src.add_argument(
+        "--split",
+        choices=["train", "val", "test"],
+        default="train",
+        help="split of the transfer set (default train)",
+    )
+    src.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stratified subset size the files were made with",
+    )
+    src.add_argument(
+        "--data-seed", type=int, default=0, metavar="N", help="seed of that subset (default 0)"
+    )
+    src.add_argument(
+        "--weights",
+        default="uniform",
+        metavar="uniform|FILE.json",
+        help="teacher weights: 'uniform' (default) or a JSON file {teacher: weight}",
+    )
+    src.add_argument(
+        "--unlabelled",
+        action="store_true",
+        help="ignore the transfer set's labels: distil from the teachers alone",
+    )
+
+    stu = parser.add_argument_group("student and training")
+    stu.add_argument(
+        "--student",
+        choices=["digit", "text"],
+        required=True,
+        help="student architecture: 'digit' (small CNN) or 'text' (small transformer)",
+    )
+    stu.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="passes over the transfer set (default 5)",
+    )
+    stu.add_argument(
+        "--batch-size", type=int, default=None, metavar="N", help="batch size (default 64)"
+    )
+    stu.add_argument(
+        "--lr", type=float, default=None, metavar="LR", help="AdamW learning rate (default 1e-3)"
+    )
+    stu.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        metavar="T",
+        help="distillation temperature T (default 4)",
+    )
+    stu.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        metavar="A",
+        help="weight of the KD term against CE on labelled samples (default 0.9)",
+    )
+    stu.add_argument(
+        "--max-length", type=int, default=64, metavar="N", help="token limit for text (default 64)"
+    )
+    stu.add_argument(
+        "--engine-config",
+        type=Path,
+        default=None,
+        metavar="FILE.yaml",
+        help="YAML mapping of further EngineConfig options",
+    )
+    stu.add_argument(
+        "--seed", type=int, default=None, metavar="N", help="training seed (default 0)"
+    )
+    stu.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default=None, help="device (default auto)"
+    )
+    stu.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    ev = parser.add_argument_group("output and evaluation")
+    ev.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output folder: student/, metrics.json, history.json, logs/",
+    )
+    ev.add_argument(
+        "--eval-domain",
+        action="append",
+        default=None,
+        metavar="DOMAIN",
+        help="domain to report accuracy on (repeatable; default: the transfer domain)",
+    )
+    ev.add_argument(
+        "--eval-split",
+        choices=["train", "val", "test"],
+        default="test",
+        help="split to evaluate on (default test)",
+    )
+    ev.add_argument(
+        "--eval-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stratified subset of each evaluation domain",
+    )
+    parser.set_defaults(func=_distill)
