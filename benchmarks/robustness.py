@@ -36,7 +36,7 @@ from kgkd.recipes import pipeline as P
 from kgkd.recipes.weightings import student_space_probs
 
 #: Test items per domain that are corrupted and scored, per scale.
-PER_DOMAIN = {"smoke": 32, "quick": 100, "full": 250}
+PER_DOMAIN = {"smoke": 32, "quick": 100, "full": 80}
 #: Models scored under noise.
 STUDENTS = ("kg", C.LABEL_ONLY)
 ENSEMBLES = ("kg", "uniform")

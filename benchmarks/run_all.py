@@ -68,7 +68,7 @@ def _cell(block: dict[str, float] | None, f1: bool = True) -> str:
 def transfer_section(tq: dict[str, Any]) -> str:
     parts = ["## Held-out domains: accuracy % (macro-F1 %) per weighting",
              "Teacher ensembles (E) and students (S) distilled under each weighting, same seed and settings. "
-             "`oracle` picks the best teacher on the held-out domain's own test labels: an upper bound, never a method. "
+             "`oracle` picks the teacher that is best on the held-out domain's own labels (its validation split): an upper bound, never a method. "
              "`label_only`: same student architecture trained on source labels only (no teachers). "
              "Target labels are never used for training or for fitting weights."]  # fmt: skip
     for task, res in tq["tasks"].items():
@@ -77,6 +77,9 @@ def transfer_section(tq: dict[str, Any]) -> str:
         stu = [w for w in [*C.STUDENT_WEIGHTINGS, C.LABEL_ONLY] if w in means["students"]]
         folds = "; ".join(f"{'+'.join(f['source_domains'])} → {'+'.join(f['target_domains'])}" for f in res["folds"])
         parts.append(f"### {task} ({folds}; {res['seconds']:.0f} s)")
+        f0 = res["folds"][0]
+        parts.append(f"Seed {f0['seed']}. Student params {f0['student_config'] or '(shipped defaults)'}, engine {f0['engine']}; "
+                     + "; ".join(f"fold {i + 1} items {f['sizes']}" for i, f in enumerate(res["folds"])) + ".")  # fmt: skip
         rows = [[d, str(r["n"])] + [_cell(r["ensembles"].get(w)) for w in ens] for d, r in held.items()]
         rows.append(["**macro mean**", ""] + [f"**{_cell(means['ensembles'].get(w))}**" for w in ens])
         parts.append("Teacher ensembles:\n\n" + md_table(["held-out domain", "n"] + [f"E:{w}" for w in ens], rows))
@@ -136,14 +139,44 @@ def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def speed_section(speed: dict[str, Any] | None, status: str) -> str:
-    head = "## Student vs teacher ensemble: size and CPU speed"
+    head = "## Student vs teacher ensemble: size and CPU speed (`engine_speed.py`)"
     if speed is None:
         return f"{head}\n\nNot measured in this run: {status}."
-    skip = {"machine", "command", "started", "benchmark"}
-    if isinstance(speed.get("markdown"), str):  # engine_speed may render its own table
-        return f"{head}\n\n{speed['markdown']}"
-    rows = [[k, v] for k, v in _flatten({k: v for k, v in speed.items() if k not in skip})]
-    return f"{head}\n\n" + md_table(["measure", "value"], rows)
+    try:
+        return f"{head}\n\n" + _speed_tables(speed)
+    except (KeyError, TypeError, AttributeError):  # another layout: show every measure as written
+        skip = {"machine", "command", "started", "benchmark", "meta"}
+        rows = [[k, v] for k, v in _flatten({k: v for k, v in speed.items() if k not in skip})]
+        return f"{head}\n\n" + md_table(["measure", "value"], rows)
+
+
+def _speed_tables(speed: dict[str, Any]) -> str:
+    """One table per setting: student vs ensemble size/latency/throughput, then epoch and cache timings."""
+    meta = speed.get("meta", {})
+    parts = [f"Threads {meta.get('threads', '?')}, batch {meta.get('batch', '?')}, {meta.get('repeats', '?')} repeats; "
+             f"{meta.get('seconds', '?')} s."]  # fmt: skip
+    for name, st in speed["settings"].items():
+        rows = []
+        for who in ("student", "ensemble"):
+            m = st[who]
+            rows.append([who, f"{m['params']:,}", f"{m['size_mb']:.2f}", f"{m['latency_ms_b1']:.1f}",
+                         f"{m['latency_ms_b32']:.1f}", f"{m['items_per_s_b32']:.1f}"])  # fmt: skip
+        r = st["ratios"]
+        parts.append(f"### {name}\n\n" + md_table(
+            ["model", "parameters", "size MB", "latency b=1 ms", "latency b=32 ms", "items/s b=32"], rows))
+        ep = st.get("epochs", {})
+        lines = [f"ensemble/student: {r['params_ensemble_over_student']:.1f}× parameters, "
+                 f"{r['size_ensemble_over_student']:.1f}× size; student speed-up {r['speedup_student_b1']:.1f}× (b=1), "
+                 f"{r['speedup_student_b32']:.1f}× (b=32)."]  # fmt: skip
+        if ep:
+            lines.append("Epoch time: " + ", ".join(f"{k} {v['epoch_s']:.1f} s" for k, v in ep.items())
+                         + f"; cached distillation / plain student {r['cached_epoch_over_plain']:.2f}, "
+                         f"live / cached teachers {r['cache_speedup_live_over_cached']:.1f}×.")  # fmt: skip
+        notes = st.get("notes")
+        if notes:
+            lines.append("Notes: " + "; ".join(map(str, notes)) + ".")
+        parts.append("\n".join(f"- {x}" for x in lines))
+    return "\n\n".join(parts)
 
 
 def write_markdown(info: dict[str, Any], tq: dict[str, Any] | None, rb: dict[str, Any] | None,
