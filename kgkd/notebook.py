@@ -14,13 +14,23 @@ True
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
-__all__ = ["QUICK_ENV", "TeacherProbabilities", "output_root", "quick_mode", "teacher_probabilities", "without_domain"]
+__all__ = [
+    "QUICK_ENV",
+    "TeacherProbabilities",
+    "output_root",
+    "quick_mode",
+    "strip_outputs",
+    "teacher_probabilities",
+    "without_domain",
+]
 
 #: Environment variable that switches the notebooks to smoke scale.
 QUICK_ENV = "KGKD_NOTEBOOK_QUICK"
@@ -55,7 +65,9 @@ class TeacherProbabilities:
     workspace: Any
 
 
-def teacher_probabilities(cfg: Any, split: str = "val", show_progress: bool = False) -> TeacherProbabilities:
+def teacher_probabilities(
+    cfg: Any, split: str = "val", show_progress: bool = False
+) -> TeacherProbabilities:
     """Run the recipe pipeline's first stages (graph, data, teachers, cached outputs) for ``cfg``.
 
     Teachers are loaded from ``KGKD_CACHE_DIR`` (trained first if missing and the config
@@ -115,3 +127,43 @@ def without_domain(kg: Any, name: str) -> Any:
             continue
         copy.add((s, p, o))
     return KnowledgeGraph(copy, f"{kg.source} without '{name}'")
+
+
+def strip_outputs(path: str | os.PathLike[str]) -> bool:
+    """Remove outputs and execution counts from the notebook at ``path``; True if it changed.
+
+    Notebooks are committed without outputs (``tests/test_notebooks.py`` checks it);
+    ``python -m kgkd.notebook notebooks/*.ipynb`` cleans them after a run.
+    """
+    import nbformat
+
+    book = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in book.cells:
+        if cell.cell_type != "code":
+            continue
+        if cell.get("outputs") or cell.get("execution_count") is not None:
+            changed = True
+        cell.outputs = []
+        cell.execution_count = None
+    if changed:
+        from kgkd.utils.io import atomic_write_text
+
+        text = nbformat.writes(book)
+        atomic_write_text(path, text if text.endswith("\n") else text + "\n")
+    return changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m kgkd.notebook NOTEBOOK...``: strip outputs in place, print what changed."""
+    paths = list(sys.argv[1:] if argv is None else argv)
+    if not paths:
+        print("usage: python -m kgkd.notebook NOTEBOOK.ipynb [...]  (strips outputs in place)")
+        return 2
+    for path in paths:
+        print(f"{'stripped' if strip_outputs(path) else 'clean   '} {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

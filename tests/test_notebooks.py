@@ -40,7 +40,9 @@ def test_notebook_is_committed_without_outputs(name: str) -> None:
     code = [c for c in raw["cells"] if c["cell_type"] == "code"]
     assert code, f"{name} has no code cells"
     for i, cell in enumerate(code):
-        assert cell.get("outputs") == [], f"{name}: code cell {i} has outputs; strip them before committing"
+        assert cell.get("outputs") == [], (
+            f"{name}: code cell {i} has outputs; strip them before committing"
+        )
         assert cell.get("execution_count") is None, f"{name}: code cell {i} has an execution count"
     # the parameter cell near the top switches to quick mode from the environment
     assert any("KGKD_NOTEBOOK_QUICK" in "".join(c["source"]) for c in code[:2]), name
@@ -78,11 +80,67 @@ def test_notebook_runs_in_quick_mode(
     metrics = sorted(runs.rglob("metrics.json"))
     assert metrics, f"{name} wrote no run under {runs}"
     for file in metrics:
-        for sibling in ("per_domain.png", "teacher_weights.png", "graph_with_weights.ttl", "student/model.safetensors"):
+        for sibling in (
+            "per_domain.png",
+            "teacher_weights.png",
+            "graph_with_weights.ttl",
+            "student/model.safetensors",
+        ):
             assert (file.parent / sibling).is_file(), f"{file.parent / sibling} missing"
     # every figure reached the notebook as an inline PNG
-    images = [out for cell in book.cells for out in cell.get("outputs", []) if "image/png" in out.get("data", {})]
+    images = [
+        out
+        for cell in book.cells
+        for out in cell.get("outputs", [])
+        if "image/png" in out.get("data", {})
+    ]
     assert len(images) >= 2, f"{name} displayed {len(images)} images"
     # the kernel inherited KGKD_CACHE_DIR: teachers live in the session's shared cache, not in the repo
     if name.startswith(("01", "02")):
         assert (shared_cache / "teachers" / "teacher_amazon").is_dir()
+
+
+def test_strip_outputs_cleans_an_executed_notebook(tmp_path: Path) -> None:
+    from kgkd.notebook import main, strip_outputs
+
+    book = nbformat.read(NOTEBOOK_DIR / NOTEBOOKS[0], as_version=4)
+    cell = next(c for c in book.cells if c.cell_type == "code")
+    cell.execution_count = 3
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello\n")]
+    path = tmp_path / "executed.ipynb"
+    nbformat.write(book, path)
+    assert main([str(path)]) == 0
+    assert not strip_outputs(path)  # already clean: nothing to do the second time
+    cleaned = json.loads(path.read_text(encoding="utf-8"))
+    assert all(
+        c.get("outputs", []) == [] and c.get("execution_count") is None for c in cleaned["cells"]
+    )
+    # the committed notebooks are byte-identical to what strip_outputs would write
+    for name in NOTEBOOKS:
+        copy = tmp_path / name
+        copy.write_bytes((NOTEBOOK_DIR / name).read_bytes())
+        assert not strip_outputs(copy), name
+
+
+def test_quick_mode_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kgkd.notebook import quick_mode
+
+    monkeypatch.setenv("KGKD_NOTEBOOK_QUICK", "1")
+    assert quick_mode()
+    monkeypatch.setenv("KGKD_NOTEBOOK_QUICK", "0")
+    assert not quick_mode()
+
+
+def test_without_domain_removes_the_node_and_the_links_to_it() -> None:
+    from kgkd.errors import GraphError
+    from kgkd.graph import KnowledgeGraph
+    from kgkd.notebook import without_domain
+
+    kg = KnowledgeGraph.from_file(repo_root() / "graphs" / "sentiment.ttl")
+    base = without_domain(kg, "yelp").validate()
+    assert "yelp" not in {d.name for d in base.domains()}
+    assert "#yelp" not in base.to_string()  # no similarTo / sameSource link still points at it
+    assert base.summary()["domains"] == kg.summary()["domains"] - 1
+    assert "yelp" in {d.name for d in kg.domains()}  # the original is untouched
+    with pytest.raises(GraphError, match="yelp"):
+        without_domain(base, "yelp")
