@@ -95,6 +95,22 @@ def test_notebook_runs_in_quick_mode(
         if "image/png" in out.get("data", {})
     ]
     assert len(images) >= 2, f"{name} displayed {len(images)} images"
+    text = "".join(
+        out.get("text", "")
+        for cell in book.cells
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream"
+    )
+    if name.startswith("03"):
+        # the amalgamation section: runs with Fashion-MNIST built, prints the build command without it
+        from kgkd.data import data_file
+
+        expected = (
+            "student label set: digits_clothing20"
+            if data_file("fashion_mnist").is_file()
+            else "kgkd data build --fashion"
+        )
+        assert expected in text
     # the kernel inherited KGKD_CACHE_DIR: teachers live in the session's shared cache, not in the repo
     if name.startswith(("01", "02")):
         assert (shared_cache / "teachers" / "teacher_amazon").is_dir()
