@@ -52,7 +52,9 @@ class EngineConfig:
     Temperature and α follow a schedule from ``kgkd.distill.schedules``: they go
     from ``*_start`` to ``*_end`` (``None``: stay at start) along ``*_schedule``
     as training progresses. ``batch_size`` is per process: under ``torchrun``
-    with N ranks the global batch is N × ``batch_size``.
+    with N ranks the global batch is N × ``batch_size``. ``amp``: ``auto`` = bf16
+    (or fp16) autocast on CUDA and fp32 on CPU; ``bf16`` also autocasts on CPU;
+    ``fp16`` needs CUDA; ``off`` = fp32 everywhere.
     """
 
     # optimisation

@@ -5,7 +5,8 @@ Per batch the engine (1) runs the frozen teachers — live modules or
 ``TeacherWeighting`` how much to trust each teacher on each sample, (3) fills a
 :class:`~kgkd.distill.context.LossContext` with the scheduled temperature and
 α, and (4) back-propagates the loss into the student and any loss parameters
-(feature projectors), with gradient clipping, AMP on CUDA and an LR schedule.
+(feature projectors), with gradient clipping, autocast (CUDA bf16/fp16; CPU bf16 when asked) and
+an LR schedule.
 
 The same code runs on CPU, on one GPU and under ``torchrun`` (DDP; the student
 and the loss are wrapped together so projector gradients are all-reduced too).
