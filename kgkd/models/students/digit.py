@@ -1,4 +1,4 @@
-"""``DigitStudent``: a ~65k-parameter CNN for 28×28 gray images (digits, clothing)."""
+"""``DigitStudent``: a ~90k-parameter CNN for 28×28 gray images (digits, clothing)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ class DigitStudentConfig:
         input_size: side the input is resized to (feature maps are ``input_size // 4``).
         channels: output channels of the three conv blocks.
         dim: width of the ``"pooled"`` feature.
+        grid: the last feature map is average-pooled to ``grid × grid`` cells, not to one: a
+            global average pool throws away where strokes are, and measured on 1,000 MNIST
+            images (4 epochs) it scored 0.47 test accuracy in eval mode vs 0.91 with a 2×2 grid.
         dropout: dropout before the classifier.
     """
 
@@ -30,6 +33,7 @@ class DigitStudentConfig:
     input_size: int = 28
     channels: tuple[int, ...] = (32, 64, 64)
     dim: int = 128
+    grid: int = 2
     dropout: float = 0.1
 
 
@@ -46,7 +50,7 @@ def _block(cin: int, cout: int, pool: bool) -> nn.Sequential:
 
 @STUDENTS.register("digit")
 class DigitStudent(Student):
-    """Three conv blocks (two with 2×2 pooling) → global average pool → Linear–ReLU → classifier.
+    """Three conv blocks (two with 2×2 pooling) → average pool to a ``grid × grid`` map → Linear–ReLU → classifier.
 
     Reads ``batch["pixels"]`` ([B,1,H,W] in 0..1; resized to ``input_size`` if needed) and
     returns features ``"conv"`` ([B, C, S/4, S/4], last conv block) and ``"pooled"`` ([B, dim]).
@@ -59,14 +63,14 @@ class DigitStudent(Student):
     def __init__(self, config: DigitStudentConfig | None = None) -> None:
         super().__init__(config or DigitStudentConfig())
         cfg = self.config
-        if len(cfg.channels) != 3 or cfg.input_size % 4:
+        if len(cfg.channels) != 3 or cfg.input_size % 4 or cfg.grid < 1:
             raise ModelError(
-                f"DigitStudent: channels must have 3 entries and input_size be a multiple of 4; "
-                f"got channels={cfg.channels}, input_size={cfg.input_size}"
+                f"DigitStudent: channels must have 3 entries, input_size be a multiple of 4 and grid >= 1; "
+                f"got channels={cfg.channels}, input_size={cfg.input_size}, grid={cfg.grid}"
             )
         c1, c2, c3 = cfg.channels
         self.conv = nn.Sequential(_block(1, c1, True), _block(c1, c2, True), _block(c2, c3, False))
-        self.project = nn.Sequential(nn.Linear(c3, cfg.dim), nn.ReLU())
+        self.project = nn.Sequential(nn.Linear(c3 * cfg.grid * cfg.grid, cfg.dim), nn.ReLU())
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(cfg.dim, len(cfg.label_names))
 
@@ -88,5 +92,5 @@ class DigitStudent(Student):
         if x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         conv = self.conv((x - 0.5) / 0.5)
-        pooled = self.project(conv.mean(dim=(2, 3)))
+        pooled = self.project(F.adaptive_avg_pool2d(conv, self.config.grid).flatten(1))
         return ModelOutput(self.classifier(self.dropout(pooled)), {"conv": conv, "pooled": pooled})
