@@ -41,3 +41,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_user_data(tmp_path_factory: pytest.TempPathFactory):
+    """User domains added by tests (``kgkd data add``) go to a tmp folder, never to data/user/."""
+    old = os.environ.get("KGKD_USER_DATA_DIR")
+    os.environ["KGKD_USER_DATA_DIR"] = str(tmp_path_factory.mktemp("user_data"))
+    yield
+    if old is None:
+        os.environ.pop("KGKD_USER_DATA_DIR", None)
+    else:
+        os.environ["KGKD_USER_DATA_DIR"] = old

@@ -10,7 +10,6 @@ import csv
 import dataclasses
 import gzip
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +39,9 @@ HOTEL_TTL = """@prefix : <https://w3id.org/kgkd/graphs/sentiment#> .
 
 @pytest.fixture
 def user_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A tmp user data folder; the CLI's log handler (bound to capsys' stderr) is dropped afterwards."""
+    """A tmp user data folder."""
     folder = tmp_path / "user_data"
     monkeypatch.setenv(USER_DATA_ENV, str(folder))
-    monkeypatch.setattr(logging.getLogger("kgkd"), "handlers", [])
     return folder
 
 
@@ -358,3 +356,11 @@ def _collate(result: Any) -> Any:
     from kgkd.data import TextCollator, load_minilm_tokenizer
 
     return TextCollator(load_minilm_tokenizer(), result.config.data.max_length)
+
+
+def test_teacher_training_refuses_an_unlabelled_domain(user_dir: Path, hotel_csv: Path, tmp_path: Path) -> None:
+    from kgkd.models.training import train_teacher
+
+    add_user_domain("hotel_reviews", hotel_csv)
+    with pytest.raises(DataError, match=r"domain 'hotel_reviews' has unlabelled items.*--label-column"):
+        train_teacher("hotel_reviews", out=tmp_path / "teacher", epochs=1)

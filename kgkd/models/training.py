@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from kgkd.data import ImageCollator, TextCollator, get_spec, load_domain, load_minilm_tokenizer
-from kgkd.errors import ConfigError
+from kgkd.errors import ConfigError, DataError
 from kgkd.models.base import ModelOutput
 from kgkd.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_dir, save_weights, write_json
 from kgkd.models.digit_cnn import DigitCNN, DigitCNNConfig
@@ -180,6 +180,13 @@ def train_teacher(
     seed_everything(seed)
     train = load_domain(domain, "train", limit=limit, seed=seed)
     val = load_domain(domain, "val", limit=limit, seed=seed)
+    if train.num_labelled < len(train) or val.num_labelled < len(val):
+        raise DataError(
+            f"domain '{domain}' has unlabelled items (train: {train.num_labelled}/{len(train)} labelled, "
+            f"val: {val.num_labelled}/{len(val)}); a teacher needs a fully labelled domain — add the data "
+            "again with labels (kgkd data add NAME FILE --label-column ... --force), or use the domain as a "
+            "distillation target instead"
+        )
     trainer = _train_text if spec.modality == "text" else _train_image
     start, cpu_start = time.perf_counter(), time.process_time()
     save, model, val_acc, settings = trainer(

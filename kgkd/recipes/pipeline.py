@@ -79,8 +79,13 @@ class RecipeResult:
         return format_table(self.metrics)
 
     def student_accuracy(self, domain: str) -> float:
-        """The student's test accuracy on ``domain``."""
-        return float(self.metrics["domains"][domain]["student"]["accuracy"])
+        """The student's test accuracy on ``domain`` (a ConfigError for an unknown or unlabelled domain)."""
+        entry = self.metrics["domains"].get(domain)
+        if entry is None:
+            raise ConfigError(f"domain '{domain}' is not part of run '{self.config.name}'; its domains: {', '.join(self.metrics['domains'])}")
+        if "accuracy" not in entry["student"]:
+            raise ConfigError(f"domain '{domain}' has no test labels, so there is no accuracy; see metrics['domains']['{domain}']")
+        return float(entry["student"]["accuracy"])
 
 
 class Stopwatch:
