@@ -14,8 +14,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -27,11 +28,11 @@ RUNS_DIR = REPO / "runs" / "benchmarks"
 if str(REPO) not in sys.path:  # run as `python benchmarks/x.py` from a fresh clone
     sys.path.insert(0, str(REPO))
 
-from kgkd.recipes import pipeline as P  # noqa: E402
-from kgkd.recipes.config import RecipeConfig, load_config  # noqa: E402
-from kgkd.utils.io import atomic_write_json  # noqa: E402
-from kgkd.utils.logging import configure_logging, get_logger  # noqa: E402
-from kgkd.utils.seed import seed_everything  # noqa: E402
+from kgkd.recipes import pipeline as P
+from kgkd.recipes.config import RecipeConfig, load_config
+from kgkd.utils.io import atomic_write_json
+from kgkd.utils.logging import get_logger
+from kgkd.utils.seed import seed_everything
 
 log = get_logger("kgkd.benchmarks")
 

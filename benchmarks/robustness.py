@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import _common as C
 import numpy as np
@@ -181,7 +182,7 @@ def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digi
     total = time.perf_counter()
     payload: dict[str, Any] = {
         "benchmark": "robustness", "scale": scale, "seed": seed,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": C.command_line(), "machine": C.machine_info(), "tasks": {},
     }  # fmt: skip
     print(f"robustness: scale={scale} seed={seed} tasks={','.join(only)}", flush=True)

@@ -17,9 +17,10 @@ import json
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import _common as C
 import robustness as RB
@@ -216,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     C.configure_logging()
     C.set_threads(args.threads)
     info: dict[str, Any] = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": C.machine_info(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": C.machine_info(),
         "command": C.command_line(), "scale": args.scale, "seed": args.seed, "seconds": {},
     }  # fmt: skip
     total = time.perf_counter()

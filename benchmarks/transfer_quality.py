@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import _common as C
 import numpy as np
@@ -171,7 +172,7 @@ def _cell(block: dict[str, float] | None) -> str:
 
 def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digits"), extra: Sequence[str] = ()) -> dict[str, Any]:
     """Run the benchmark; write and return the JSON payload."""
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     total = time.perf_counter()
     payload: dict[str, Any] = {
         "benchmark": "transfer_quality", "scale": scale, "seed": seed, "started": started,

@@ -9,8 +9,8 @@ distillation losses consume it as a [C_teacher, C_student] matrix.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -47,14 +47,14 @@ class LabelMap:
             )
 
     @classmethod
-    def identity(cls, labels: Sequence[str], teacher: str = "teacher") -> "LabelMap":
+    def identity(cls, labels: Sequence[str], teacher: str = "teacher") -> LabelMap:
         """Map a label set onto itself (teacher and student share labels)."""
         return cls(tuple(labels), tuple(labels), tuple(range(len(labels))), teacher)
 
     @classmethod
     def by_name(
         cls, teacher_labels: Sequence[str], student_labels: Sequence[str], teacher: str = "teacher"
-    ) -> "LabelMap":
+    ) -> LabelMap:
         """Map labels with identical names; the rest map to -1."""
         index = {name: j for j, name in enumerate(student_labels)}
         mapping = tuple(index.get(name, -1) for name in teacher_labels)

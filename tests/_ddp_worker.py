@@ -14,14 +14,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
+import torch
+from _tiny_problem import PointDataset, TinyStudent, label_maps, make_loss, make_teachers
+from safetensors.torch import save_file
 
-from _tiny_problem import PointDataset, TinyStudent, label_maps, make_loss, make_teachers  # noqa: E402
-from kgkd.distill.config import EngineConfig  # noqa: E402
-from kgkd.distill.distributed import cleanup  # noqa: E402
-from kgkd.distill.engine import DistillationEngine  # noqa: E402
-from kgkd.distill.weighting import UniformWeighting  # noqa: E402
+from kgkd.distill.config import EngineConfig
+from kgkd.distill.distributed import cleanup
+from kgkd.distill.engine import DistillationEngine
+from kgkd.distill.weighting import UniformWeighting
 
 
 def run(batch: int, out: Path | None) -> DistillationEngine:

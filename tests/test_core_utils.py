@@ -25,10 +25,9 @@ def test_atomic_write_json_replaces_file(tmp_path: Path) -> None:
 def test_atomic_path_leaves_old_file_on_failure(tmp_path: Path) -> None:
     target = tmp_path / "weights.bin"
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError, match="boom"):
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(b"half-written")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half-written")
+        raise RuntimeError("boom")
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.bin"]
 
@@ -37,7 +36,7 @@ def test_registry_suggests_closest_name() -> None:
     reg: Registry[type] = Registry("encoder")
 
     @reg.register("sage")
-    class Sage:  # noqa: D401 - tiny test class
+    class Sage:
         pass
 
     assert reg.get("sage") is Sage and "sage" in reg and reg.names() == ["sage"]

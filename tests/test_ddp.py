@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _ddp_worker import run  # noqa: E402
-from _tiny_problem import TinyStudent, make_teachers  # noqa: E402
+from _ddp_worker import run
+from _tiny_problem import TinyStudent, make_teachers
 
 WORKER = Path(__file__).with_name("_ddp_worker.py")
 

@@ -30,8 +30,8 @@ from kgkd.errors import ConfigError, DataError
 from kgkd.models.base import ModelOutput
 from kgkd.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_dir, save_weights, write_json
 from kgkd.models.digit_cnn import DigitCNN, DigitCNNConfig
-from kgkd.utils.compat import auto_sequence_classifier
 from kgkd.models.loading import META_NAME, teachers_root
+from kgkd.utils.compat import auto_sequence_classifier
 from kgkd.utils.logging import get_logger
 from kgkd.utils.seed import seed_everything
 

@@ -11,7 +11,8 @@ without UCI labels, which teacher the UCI digits should trust.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from kgkd.recipes.config import RecipeConfig
 from kgkd.recipes.pipeline import RECIPES, RecipeResult, run_recipe

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -115,7 +116,7 @@ class StudentView(Dataset):
     def __init__(self, dataset: Any, remap: Sequence[np.ndarray], hidden: Sequence[int] = ()) -> None:
         self.dataset = dataset
         self.remap = [np.asarray(r, dtype=np.int64) for r in remap]
-        self.hidden = set(int(d) for d in hidden)
+        self.hidden = {int(d) for d in hidden}
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -371,7 +372,7 @@ def mapped_probs(caches: Sequence[Any], label_maps: Sequence[LabelMap], n: int) 
     return out
 
 
-def split_by_domain(dataset: Any, probs: Sequence[Tensor], names: Sequence[str], teachers: Sequence[str]):  # noqa: ANN201
+def split_by_domain(dataset: Any, probs: Sequence[Tensor], names: Sequence[str], teachers: Sequence[str]):
     """``({domain: {teacher: probs}}, {domain: labels})`` from stacked per-teacher probabilities."""
     domains = torch.as_tensor(dataset.domains)
     labels = torch.as_tensor(dataset.labels)
@@ -382,6 +383,20 @@ def split_by_domain(dataset: Any, probs: Sequence[Tensor], names: Sequence[str],
         by_domain[d] = {t: p[rows] for t, p in zip(teachers, probs)}
         labels_by[d] = labels[rows]
     return by_domain, labels_by
+
+
+def applicable_teachers(ws: Workspace, domain: str, by_teacher: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``by_teacher`` without teachers whose label set covers none of ``domain``'s labels.
+
+    A clothing teacher says nothing about digits: its zero probability on every digit is
+    not a measurement of how reliable it is there. Treating it as "unmeasured" keeps the
+    signals (and their shrinkage cross-validation, which then skips folds that would hide
+    a teacher's only applicable domain) from learning "never trust it" on a domain it
+    cannot even label.
+    """
+    covered = {lmap.teacher: lmap.matrix().sum(0) > 0 for lmap in ws.label_maps}
+    own = torch.as_tensor(domain_label_remap(ws.kg, domain, ws.label_set))
+    return {t: p for t, p in by_teacher.items() if t not in covered or bool(covered[t][own].any())}
 
 
 def fit_weights(ws: Workspace) -> None:
@@ -396,7 +411,7 @@ def fit_weights(ws: Workspace) -> None:
     source = list(ws.cfg.data.source_domains)
     ws.signals = fit_signals(
         ws.kg,
-        {d: by_domain[d] for d in source},
+        {d: applicable_teachers(ws, d, by_domain[d]) for d in source},
         {d: labels_by[d] for d in source},
         source_domains=source,
         encoder=ws.cfg.signals.encoder,

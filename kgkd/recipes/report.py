@@ -13,28 +13,29 @@ chart and the notebooks always agree. Layout of ``metrics["domains"][name]``::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from rdflib import BNode, Literal, URIRef  # noqa: E402
-from rdflib.namespace import XSD  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from rdflib import BNode, Literal, URIRef
+from rdflib.namespace import XSD
 
-from kgkd.graph.vocab import KGKD  # noqa: E402
-from kgkd.utils.io import atomic_path, atomic_write_json  # noqa: E402
+from kgkd.graph.vocab import KGKD
+from kgkd.utils.io import atomic_path, atomic_write_json
 
 __all__ = [
     "OUTPUT_FILES",
+    "TEACHER_WEIGHT",
     "format_table",
     "plot_per_domain",
     "plot_teacher_weights",
     "write_run_outputs",
     "write_weighted_graph",
-    "TEACHER_WEIGHT",
 ]
 
 #: Files every run folder holds (besides ``student/``).

@@ -12,7 +12,8 @@ graph's relations between domains decide how much each teacher counts there.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from kgkd.recipes.config import RecipeConfig
 from kgkd.recipes.pipeline import RECIPES, RecipeResult, run_recipe

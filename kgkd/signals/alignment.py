@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from kgkd.distill.context import LossContext
 from kgkd.distill.losses.base import DistillLoss, as_float
@@ -63,15 +63,8 @@ class FiLMFeatureLoss(FeatureLoss):
             )
         self.register_buffer("condition", cond.detach().clone())
 
-    def setup(self, ctx: LossContext) -> None:
-        for t in self._teachers(ctx):
-            for k, (s_name, t_name) in enumerate(self.pairs):
-                if self.key(t, k) in self.projectors:
-                    continue
-                s = get_feature(ctx.student, s_name, "the student")
-                f = get_feature(ctx.teachers[t], t_name, f"teacher {t}")
-                proj = FiLMProjector(s.shape[1:], f.shape[1:], self.condition.size(1))
-                self.projectors[self.key(t, k)] = proj.to(s.device)
+    def make_projector(self, student_shape: torch.Size, teacher_shape: torch.Size) -> nn.Module:
+        return FiLMProjector(student_shape, teacher_shape, self.condition.size(1))
 
     def _condition(self, domain: Tensor) -> Tensor:
         ids = domain.long().to(self.condition.device)

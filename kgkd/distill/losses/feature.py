@@ -133,12 +133,14 @@ class FeatureLoss(DistillLoss):
                     continue
                 s = get_feature(ctx.student, s_name, "the student")
                 f = get_feature(ctx.teachers[t], t_name, f"teacher {t}")
-                proj = build_projector(
-                    self.projector_kind, s.shape[1:], f.shape[1:], **self.projector_options
-                )
                 # fp32 parameters even when the probe batch ran under AMP (bf16/fp16 features)
                 dtype = torch.promote_types(s.dtype, torch.float32)
+                proj = self.make_projector(s.shape[1:], f.shape[1:])
                 self.projectors[self.key(t, k)] = proj.to(device=s.device, dtype=dtype)
+
+    def make_projector(self, student_shape: torch.Size, teacher_shape: torch.Size) -> nn.Module:
+        """The projector of one (teacher, pair); subclasses swap in conditioned projectors."""
+        return build_projector(self.projector_kind, student_shape, teacher_shape, **self.projector_options)
 
     def distance(self, student: Tensor, teacher: Tensor) -> Tensor:
         """Per-sample distance ``[B]`` between projected student and teacher features."""
