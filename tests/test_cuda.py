@@ -68,13 +68,19 @@ def test_cuda_training_under_each_precision_tracks_the_fp32_cpu_run(
     assert all(p.device.type == "cuda" for p in engine.student.parameters())
     assert all(p.device.type == "cuda" for p in engine.loss.parameters())  # the feature projector
     assert engine.scaler.is_enabled() is (amp == "fp16")  # fp16 needs loss scaling, bf16 does not
-    assert all(p.dtype is torch.float32 for p in engine.student.parameters())  # master weights stay fp32
+    assert all(
+        p.dtype is torch.float32 for p in engine.student.parameters()
+    )  # master weights stay fp32
     assert len(losses) == len(ref_losses) == 48
     assert sum(losses[-8:]) < 0.7 * sum(losses[:8])  # it learnt
     if amp == "off":  # the same math on another device: float-order differences only
-        torch.testing.assert_close(torch.tensor(losses), torch.tensor(ref_losses), rtol=1e-3, atol=1e-4)
+        torch.testing.assert_close(
+            torch.tensor(losses), torch.tensor(ref_losses), rtol=1e-3, atol=1e-4
+        )
     else:  # reduced precision drifts, but the curve and the result stay close to fp32
-        torch.testing.assert_close(torch.tensor(losses), torch.tensor(ref_losses), rtol=5e-2, atol=2e-2)
+        torch.testing.assert_close(
+            torch.tensor(losses), torch.tensor(ref_losses), rtol=5e-2, atol=2e-2
+        )
     assert abs(acc - ref_acc) <= 0.05, (acc, ref_acc)
 
 
@@ -108,7 +114,9 @@ def test_teacher_cache_built_on_cuda_matches_the_cpu_cache(tmp_path: Path) -> No
     gpu = caches["cuda"].lookup(index, device="cuda")
     assert gpu.logits.device.type == "cuda"
     torch.testing.assert_close(gpu.logits.cpu(), cpu.logits, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(gpu.features["hidden"].cpu(), cpu.features["hidden"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        gpu.features["hidden"].cpu(), cpu.features["hidden"], rtol=1e-4, atol=1e-5
+    )
 
 
 def test_hf_teacher_distils_into_a_student_on_cuda_under_bf16() -> None:
@@ -154,7 +162,11 @@ def test_hf_teacher_distils_into_a_student_on_cuda_under_bf16() -> None:
     # the student now agrees with the teacher on most held-in samples
     with torch.no_grad():
         batch = {k: v.cuda() for k, v in data.batch().items()}
-        agree = (engine.student(batch).logits.argmax(1) == teacher(batch).logits.argmax(1)).float().mean()
+        agree = (
+            (engine.student(batch).logits.argmax(1) == teacher(batch).logits.argmax(1))
+            .float()
+            .mean()
+        )
     assert agree > 0.8, float(agree)
 
 
