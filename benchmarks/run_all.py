@@ -36,14 +36,14 @@ def run_engine_speed(scale: str, seed: int, threads: int) -> tuple[dict[str, Any
         msg = f"{ENGINE_SPEED.relative_to(C.REPO)} does not exist yet: speed/compression table skipped"
         print(msg, flush=True)
         return None, msg
-    help_text = subprocess.run([sys.executable, str(ENGINE_SPEED), "--help"], capture_output=True, text=True).stdout
+    help_text = subprocess.run([sys.executable, str(ENGINE_SPEED), "--help"], capture_output=True, text=True, check=False).stdout
     args = [sys.executable, str(ENGINE_SPEED)]
     for flag, value in (("--scale", scale), ("--seed", str(seed)), ("--threads", str(threads))):
         if flag in help_text:
             args += [flag, value]
     print("running:", " ".join(["python", *args[1:]]).replace(str(C.REPO) + "/", ""), flush=True)
     start = time.perf_counter()
-    proc = subprocess.run(args, cwd=C.REPO)
+    proc = subprocess.run(args, cwd=C.REPO, check=False)  # a failed speed run is reported, not raised
     seconds = round(time.perf_counter() - start, 1)
     path = C.RESULTS_DIR / "engine_speed.json"
     if proc.returncode != 0:
@@ -68,10 +68,10 @@ def _cell(block: dict[str, float] | None, f1: bool = True) -> str:
 
 def transfer_section(tq: dict[str, Any]) -> str:
     parts = ["## Held-out domains: accuracy % (macro-F1 %) per weighting",
-             "Teacher ensembles (E) and students (S) distilled under each weighting, same seed and settings. "
+             ("Teacher ensembles (E) and students (S) distilled under each weighting, same seed and settings. "
              "`oracle` picks the teacher that is best on the held-out domain's own labels (its validation split): an upper bound, never a method. "
              "`label_only`: same student architecture trained on source labels only (no teachers). "
-             "Target labels are never used for training or for fitting weights."]  # fmt: skip
+             "Target labels are never used for training or for fitting weights.")]  # fmt: skip
     for task, res in tq["tasks"].items():
         held, means = res["held_out"], res["macro_mean"]
         ens = [w for w in C.ENSEMBLE_WEIGHTINGS if w in means["ensembles"]]
@@ -154,8 +154,8 @@ def speed_section(speed: dict[str, Any] | None, status: str) -> str:
 def _speed_tables(speed: dict[str, Any]) -> str:
     """One table per setting: student vs ensemble size/latency/throughput, then epoch and cache timings."""
     meta = speed.get("meta", {})
-    parts = [f"Threads {meta.get('threads', '?')}, batch {meta.get('batch', '?')}, {meta.get('repeats', '?')} repeats; "
-             f"{meta.get('seconds', '?')} s."]  # fmt: skip
+    parts = [(f"Threads {meta.get('threads', '?')}, batch {meta.get('batch', '?')}, {meta.get('repeats', '?')} repeats; "
+             f"{meta.get('seconds', '?')} s.")]  # fmt: skip
     for name, st in speed["settings"].items():
         rows = []
         for who in ("student", "ensemble"):
@@ -166,9 +166,9 @@ def _speed_tables(speed: dict[str, Any]) -> str:
         parts.append(f"### {name}\n\n" + md_table(
             ["model", "parameters", "size MB", "latency b=1 ms", "latency b=32 ms", "items/s b=32"], rows))
         ep = st.get("epochs", {})
-        lines = [f"ensemble/student: {r['params_ensemble_over_student']:.1f}× parameters, "
+        lines = [(f"ensemble/student: {r['params_ensemble_over_student']:.1f}× parameters, "
                  f"{r['size_ensemble_over_student']:.1f}× size; student speed-up {r['speedup_student_b1']:.1f}× (b=1), "
-                 f"{r['speedup_student_b32']:.1f}× (b=32)."]  # fmt: skip
+                 f"{r['speedup_student_b32']:.1f}× (b=32).")]  # fmt: skip
         if ep:
             lines.append("Epoch time: " + ", ".join(f"{k} {v['epoch_s']:.1f} s" for k, v in ep.items())
                          + f"; cached distillation / plain student {r['cached_epoch_over_plain']:.2f}, "
@@ -186,8 +186,8 @@ def write_markdown(info: dict[str, Any], tq: dict[str, Any] | None, rb: dict[str
     lines = [
         "# kgkd benchmark results", "",
         f"- date: {info['date']}",
-        f"- machine: {m['cpu']}, {m['cores']} usable cores (shared with other jobs), torch threads {m['torch_threads']}, "
-        f"GPU: {m['gpu']}, torch {m['torch']}, Python {m['python']}",
+        (f"- machine: {m['cpu']}, {m['cores']} usable cores (shared with other jobs), torch threads {m['torch_threads']}, "
+        f"GPU: {m['gpu']}, torch {m['torch']}, Python {m['python']}"),
         f"- command: `{info['command']}` (scale `{info['scale']}`, seed {info['seed']})",
         "- wall-clock: " + ", ".join(f"{k} {v}" for k, v in info["seconds"].items()),
         "- every number below comes from this one run (`benchmarks/results/*.json`).", "",

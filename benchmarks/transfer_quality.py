@@ -105,7 +105,7 @@ def run_fold(task: str, source: list[str], target: list[str], scale: str, seed: 
 
         fitted = method(ws, "no_graph").fitted
         weights["no_graph"] = _weight_table(fitted.weights(ws.domains).detach().float(), ws.domains, teacher_names)
-    except Exception as exc:  # the ablation's table is a nice-to-have for the explanation only
+    except Exception as exc:  # noqa: BLE001 - the ablation's table is a nice-to-have for the explanation only
         C.log.warning("no_graph weight table unavailable: %s", exc)
     reliability = _source_reliability(ws, teacher_names)
     timings["distil_per_student"] = distil_seconds
@@ -140,12 +140,12 @@ def summarise(folds: list[dict[str, Any]]) -> dict[str, Any]:
         for d in fold["target_domains"]:
             held[d] = fold["domains"][d]
     means: dict[str, dict[str, dict[str, float]]] = {"ensembles": {}, "students": {}}
-    for kind in means:
+    for kind, table in means.items():
         keys = {k for row in held.values() for k in row[kind]}
         for k in sorted(keys):
             rows = [row[kind][k] for row in held.values() if k in row[kind]]
             if len(rows) == len(held):
-                means[kind][k] = {m: round(float(np.mean([r[m] for r in rows])), 4) for m in ("accuracy", "macro_f1")}
+                table[k] = {m: round(float(np.mean([r[m] for r in rows])), 4) for m in ("accuracy", "macro_f1")}
     return {"held_out": held, "macro_mean": means}
 
 

@@ -25,7 +25,7 @@ WORKER = Path(__file__).with_name("_resume_worker.py")
 
 def _run(*args: str, expect: int = 0) -> None:
     proc = subprocess.run(
-        [sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180
+        [sys.executable, str(WORKER), *args], check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180
     )
     assert proc.returncode == expect, proc.stdout
 
