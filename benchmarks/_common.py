@@ -31,7 +31,10 @@ if str(REPO) not in sys.path:  # run as `python benchmarks/x.py` from a fresh cl
 from kgkd.recipes import pipeline as P
 from kgkd.recipes.config import RecipeConfig, load_config
 from kgkd.utils.io import atomic_write_json
-from kgkd.utils.logging import get_logger
+from kgkd.utils.logging import (
+    configure_logging,  # noqa: F401 - re-exported: each benchmark's main() calls it
+    get_logger,
+)
 from kgkd.utils.seed import seed_everything
 
 log = get_logger("kgkd.benchmarks")

@@ -1,7 +1,8 @@
 """Run every benchmark and write ``benchmarks/results/*.json`` plus the Markdown table ``RESULTS.md``.
 
 Order: ``transfer_quality`` (held-out accuracy of every weighting, ensembles and
-students; saves its students), ``robustness`` (reuses those students), then
+students; saves its students), ``signal_diagnostics`` (the fitting objective vs
+accuracy on the source domains), ``robustness`` (reuses those students), then
 ``engine_speed`` (student vs ensemble size and CPU speed; another script, run as a
 subprocess). ``RESULTS.md`` is written from the JSON files of *this* run only,
 headed by the date, the machine and the exact command.
@@ -24,6 +25,7 @@ from typing import Any
 
 import _common as C
 import robustness as RB
+import signal_diagnostics as SD
 import transfer_quality as TQ
 
 ENGINE_SPEED = Path(__file__).resolve().parent / "engine_speed.py"
@@ -181,7 +183,7 @@ def _speed_tables(speed: dict[str, Any]) -> str:
 
 
 def write_markdown(info: dict[str, Any], tq: dict[str, Any] | None, rb: dict[str, Any] | None,
-                   speed: dict[str, Any] | None, speed_status: str) -> Path:
+                   speed: dict[str, Any] | None, speed_status: str, sd: dict[str, Any] | None = None) -> Path:
     m = info["machine"]
     lines = [
         "# kgkd benchmark results", "",
@@ -195,6 +197,8 @@ def write_markdown(info: dict[str, Any], tq: dict[str, Any] | None, rb: dict[str
     body = []
     if tq is not None:
         body.append(transfer_section(tq))
+    if sd is not None:
+        body.append(SD.markdown_section(sd))
     body.append(speed_section(speed, speed_status))
     if rb is not None:
         body.append(robustness_section(rb))
@@ -211,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--scale", choices=C.SCALES, default="full")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for every benchmark (default 1)")
-    parser.add_argument("--skip", choices=["transfer_quality", "robustness", "engine_speed"], action="append", default=[],
+    parser.add_argument("--skip", choices=["transfer_quality", "signal_diagnostics", "robustness", "engine_speed"], action="append", default=[],
                         help="leave a benchmark out (its table is left out too)")
     args = parser.parse_args(argv)
     C.configure_logging()
@@ -221,12 +225,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         "command": C.command_line(), "scale": args.scale, "seed": args.seed, "seconds": {},
     }  # fmt: skip
     total = time.perf_counter()
-    tq = rb = speed = None
+    tq = sd = rb = speed = None
     status = "skipped with --skip engine_speed"
     if "transfer_quality" not in args.skip:
         t = time.perf_counter()
         tq = TQ.run(args.scale, args.seed)
         info["seconds"]["transfer_quality"] = f"{time.perf_counter() - t:.0f} s"
+    if "signal_diagnostics" not in args.skip:
+        t = time.perf_counter()
+        sd = SD.run(args.scale, args.seed)
+        info["seconds"]["signal_diagnostics"] = f"{time.perf_counter() - t:.0f} s"
     if "robustness" not in args.skip:
         t = time.perf_counter()
         rb = RB.run(args.scale, args.seed)
@@ -236,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         speed, status = run_engine_speed(args.scale, args.seed, args.threads)
         info["seconds"]["engine_speed"] = f"{time.perf_counter() - t:.0f} s"
     info["seconds"]["total"] = f"{time.perf_counter() - total:.0f} s"
-    path = write_markdown(info, tq, rb, speed, status)
+    path = write_markdown(info, tq, rb, speed, status, sd)
     C.write_result("run_all", info)
     print(f"wrote {path.relative_to(C.REPO)}; total {info['seconds']['total']}", flush=True)
 
