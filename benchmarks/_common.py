@@ -186,6 +186,14 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (for log lines), else as given."""
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def pct(x: float | None) -> str:
     """0.8734 → '87.3' (blank for missing)."""
     return "" if x is None else f"{100 * x:.1f}"

@@ -191,7 +191,7 @@ def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digi
         print(format_task(task, payload["tasks"][task]), flush=True)
     payload["seconds"] = round(time.perf_counter() - total, 1)
     path = C.write_result("robustness", payload)
-    print(f"wrote {path.relative_to(C.REPO)} in {payload['seconds']:.0f}s", flush=True)
+    print(f"wrote {C.shown(path)} in {payload['seconds']:.0f}s", flush=True)
     return payload
 
 

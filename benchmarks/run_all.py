@@ -246,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     info["seconds"]["total"] = f"{time.perf_counter() - total:.0f} s"
     path = write_markdown(info, tq, rb, speed, status, sd)
     C.write_result("run_all", info)
-    print(f"wrote {path.relative_to(C.REPO)}; total {info['seconds']['total']}", flush=True)
+    print(f"wrote {C.shown(path)}; total {info['seconds']['total']}", flush=True)
 
 
 if __name__ == "__main__":

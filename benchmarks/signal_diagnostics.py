@@ -180,7 +180,7 @@ def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digi
             print(format_fold(task, fold), flush=True)
     payload["seconds"] = round(time.perf_counter() - total, 1)
     path = C.write_result("signal_diagnostics", payload)
-    print(f"wrote {path.relative_to(C.REPO)} in {payload['seconds']:.0f}s", flush=True)
+    print(f"wrote {C.shown(path)} in {payload['seconds']:.0f}s", flush=True)
     return payload
 
 

@@ -114,7 +114,7 @@ def run_fold(task: str, source: list[str], target: list[str], scale: str, seed: 
     return {
         "source_domains": source, "target_domains": target, "seed": seed, "domains": domains,
         "weights": weights, "source_val_accuracy": reliability, "timings": timings,
-        "students_dir": str(folder.relative_to(C.REPO)),
+        "students_dir": C.shown(folder),
         "student_config": dict(cfg.student.params), "engine": dict(cfg.distill.engine),
         "sizes": {"train": len(ws.data["train"]), "val": len(ws.data["val"]), "test": len(ws.data["test"])},
     }  # fmt: skip
@@ -187,7 +187,7 @@ def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digi
         print(f"[{task}] seed={seed}, {payload['tasks'][task]['seconds']:.0f}s", flush=True)
     payload["seconds"] = round(time.perf_counter() - total, 1)
     path = C.write_result("transfer_quality", payload)
-    print(f"wrote {path.relative_to(C.REPO)} in {payload['seconds']:.0f}s", flush=True)
+    print(f"wrote {C.shown(path)} in {payload['seconds']:.0f}s", flush=True)
     return payload
 
 
