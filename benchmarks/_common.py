@@ -178,6 +178,25 @@ def student_meta(task: str, cfg: RecipeConfig, scale: str) -> dict[str, Any]:
     return {"task": task, "scale": scale, "seed": cfg.seed, "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str))}
 
 
+def new_payload(benchmark: str, scale: str, seed: int) -> dict[str, Any]:
+    """The header every results JSON starts with: what ran, when, where, with which command."""
+    from datetime import UTC, datetime
+
+    return {
+        "benchmark": benchmark, "scale": scale, "seed": seed,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command_line(), "machine": machine_info(), "tasks": {},
+    }  # fmt: skip
+
+
+def finish(payload: dict[str, Any], started: float) -> dict[str, Any]:
+    """Stamp the wall-clock seconds since ``started`` (``perf_counter``), write the JSON, say where."""
+    payload["seconds"] = round(time.perf_counter() - started, 1)
+    path = write_result(payload["benchmark"], payload)
+    print(f"wrote {shown(path)} in {payload['seconds']:.0f}s", flush=True)
+    return payload
+
+
 def write_result(name: str, payload: dict[str, Any]) -> Path:
     """Write ``benchmarks/results/<name>.json`` atomically."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import _common as C
@@ -180,19 +179,12 @@ def format_task(task: str, result: dict[str, Any]) -> str:
 def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digits"), extra: Sequence[str] = ()) -> dict[str, Any]:
     """Run the benchmark; write and return the JSON payload."""
     total = time.perf_counter()
-    payload: dict[str, Any] = {
-        "benchmark": "robustness", "scale": scale, "seed": seed,
-        "started": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": C.command_line(), "machine": C.machine_info(), "tasks": {},
-    }  # fmt: skip
+    payload = C.new_payload("robustness", scale, seed)
     print(f"robustness: scale={scale} seed={seed} tasks={','.join(only)}", flush=True)
     for task in only:
         payload["tasks"][task] = run_task(task, scale, seed, extra)
         print(format_task(task, payload["tasks"][task]), flush=True)
-    payload["seconds"] = round(time.perf_counter() - total, 1)
-    path = C.write_result("robustness", payload)
-    print(f"wrote {C.shown(path)} in {payload['seconds']:.0f}s", flush=True)
-    return payload
+    return C.finish(payload, total)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

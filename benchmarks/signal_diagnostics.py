@@ -25,7 +25,6 @@ import argparse
 import itertools
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import _common as C
@@ -167,21 +166,14 @@ def _ws(weights: Sequence[float], teachers: Sequence[str]) -> str:
 
 
 def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digits")) -> dict[str, Any]:
-    started = datetime.now(UTC).isoformat(timespec="seconds")
     total = time.perf_counter()
-    payload: dict[str, Any] = {
-        "benchmark": "signal_diagnostics", "scale": scale, "seed": seed, "started": started,
-        "command": C.command_line(), "machine": C.machine_info(), "tasks": {},
-    }  # fmt: skip
+    payload = C.new_payload("signal_diagnostics", scale, seed)
     for task in only:
         folds = [diagnose_fold(task, list(s), list(t), scale, seed) for s, t in TASKS[task]["folds"]]
         payload["tasks"][task] = {"folds": folds}
         for fold in folds:
             print(format_fold(task, fold), flush=True)
-    payload["seconds"] = round(time.perf_counter() - total, 1)
-    path = C.write_result("signal_diagnostics", payload)
-    print(f"wrote {C.shown(path)} in {payload['seconds']:.0f}s", flush=True)
-    return payload
+    return C.finish(payload, total)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

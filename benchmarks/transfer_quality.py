@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import _common as C
@@ -172,12 +171,8 @@ def _cell(block: dict[str, float] | None) -> str:
 
 def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digits"), extra: Sequence[str] = ()) -> dict[str, Any]:
     """Run the benchmark; write and return the JSON payload."""
-    started = datetime.now(UTC).isoformat(timespec="seconds")
     total = time.perf_counter()
-    payload: dict[str, Any] = {
-        "benchmark": "transfer_quality", "scale": scale, "seed": seed, "started": started,
-        "command": C.command_line(), "machine": C.machine_info(), "tasks": {},
-    }  # fmt: skip
+    payload = C.new_payload("transfer_quality", scale, seed)
     print(f"transfer_quality: scale={scale} seed={seed} tasks={','.join(only)}", flush=True)
     for task in only:
         t0 = time.perf_counter()
@@ -185,10 +180,7 @@ def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digi
         payload["tasks"][task] = {"folds": folds, **summarise(folds), "seconds": round(time.perf_counter() - t0, 1)}
         print(format_task(task, payload["tasks"][task]), flush=True)
         print(f"[{task}] seed={seed}, {payload['tasks'][task]['seconds']:.0f}s", flush=True)
-    payload["seconds"] = round(time.perf_counter() - total, 1)
-    path = C.write_result("transfer_quality", payload)
-    print(f"wrote {C.shown(path)} in {payload['seconds']:.0f}s", flush=True)
-    return payload
+    return C.finish(payload, total)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
