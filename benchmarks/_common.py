@@ -32,7 +32,7 @@ from kgkd.recipes import pipeline as P
 from kgkd.recipes.config import RecipeConfig, load_config
 from kgkd.utils.io import atomic_write_json
 from kgkd.utils.logging import (
-    configure_logging,  # noqa: F401 - re-exported: each benchmark's main() calls it
+    configure_logging,
     get_logger,
 )
 from kgkd.utils.seed import seed_everything
@@ -176,6 +176,30 @@ def load_saved_students(task: str, meta: dict[str, Any], names: Sequence[str]) -
 def student_meta(task: str, cfg: RecipeConfig, scale: str) -> dict[str, Any]:
     """What identifies a set of benchmark students (reuse only when all of it matches)."""
     return {"task": task, "scale": scale, "seed": cfg.seed, "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str))}
+
+
+def benchmark_parser(doc: str | None, tasks: Sequence[str], seed_help: str, overrides_help: str | None = None) -> Any:
+    """The options every benchmark shares: ``--scale``, ``--seed``, ``--only``, ``--threads`` (and ``--set``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--scale", choices=SCALES, default="full",
+                        help="smoke (seconds, plumbing only), quick (minutes), full (the committed results)")
+    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+    parser.add_argument("--only", choices=sorted(tasks), action="append", help="run only this task (repeatable)")
+    if overrides_help:
+        parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=overrides_help)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared 2-core machine 2 threads thrash, 5x slower)")
+    return parser
+
+
+def parse_and_setup(parser: Any, argv: Sequence[str] | None) -> Any:
+    """Parse ``argv``, turn on logging and pin torch's threads; returns the arguments."""
+    args = parser.parse_args(argv)
+    configure_logging()
+    set_threads(args.threads)
+    return args
 
 
 def new_payload(benchmark: str, scale: str, seed: int) -> dict[str, Any]:

@@ -19,7 +19,6 @@ otherwise they are trained here. Writes ``benchmarks/results/robustness.json``.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -188,16 +187,9 @@ def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digi
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", choices=C.SCALES, default="full")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the recipe, the test subsets and the noise")
-    parser.add_argument("--only", choices=sorted(TQ.TASKS), action="append", help="run only this task (repeatable)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra recipe override (must match transfer_quality's to reuse its students)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    args = parser.parse_args(argv)
-    C.configure_logging()
-    C.set_threads(args.threads)
+    parser = C.benchmark_parser(__doc__, TQ.TASKS, "seed of the recipe, the test subsets and the noise",
+                                "extra recipe override (must match transfer_quality's to reuse its students)")
+    args = C.parse_and_setup(parser, argv)
     return run(args.scale, args.seed, args.only or list(TQ.TASKS), args.overrides)
 
 

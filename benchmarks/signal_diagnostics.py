@@ -21,7 +21,6 @@ is what separates KG from uniform. Writes ``benchmarks/results/signal_diagnostic
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 from collections.abc import Sequence
@@ -177,14 +176,8 @@ def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digi
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", choices=C.SCALES, default="full", help="smoke, quick or full (as transfer_quality)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data subsets and signals (default 0)")
-    parser.add_argument("--only", choices=sorted(TASKS), action="append", help="run only this task (repeatable)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    args = parser.parse_args(argv)
-    C.configure_logging()
-    C.set_threads(args.threads)
+    parser = C.benchmark_parser(__doc__, TASKS, "seed of data subsets and signals (default 0)")
+    args = C.parse_and_setup(parser, argv)
     return run(args.scale, args.seed, args.only or list(TASKS))
 
 

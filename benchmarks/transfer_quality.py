@@ -24,7 +24,6 @@ source labels only, no teachers). Writes ``benchmarks/results/transfer_quality.j
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -184,17 +183,9 @@ def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digi
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", choices=C.SCALES, default="full", help="smoke (seconds), quick (minutes), full (shipped configs)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data subsets, signals and every student (default 0)")
-    parser.add_argument("--only", choices=sorted(TASKS), action="append", help="run only this task (repeatable)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra recipe override for every task, e.g. distill.engine.epochs=3")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: on a shared 2-core machine 2 threads thrash, 5x slower)")
-    args = parser.parse_args(argv)
-    C.configure_logging()
-    C.set_threads(args.threads)
+    parser = C.benchmark_parser(__doc__, TASKS, "seed of data subsets, signals and every student (default 0)",
+                                "extra recipe override for every task, e.g. distill.engine.epochs=3")
+    args = C.parse_and_setup(parser, argv)
     return run(args.scale, args.seed, args.only or list(TASKS), args.overrides)
 
 
