@@ -178,14 +178,16 @@ def student_meta(task: str, cfg: RecipeConfig, scale: str) -> dict[str, Any]:
     return {"task": task, "scale": scale, "seed": cfg.seed, "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str))}
 
 
-def benchmark_parser(doc: str | None, tasks: Sequence[str], seed_help: str, overrides_help: str | None = None) -> Any:
-    """The options every benchmark shares: ``--scale``, ``--seed``, ``--only``, ``--threads`` (and ``--set``)."""
+def benchmark_parser(doc: str | None, tasks: Sequence[str], seed_help: str | None, overrides_help: str | None = None) -> Any:
+    """The options every benchmark shares: ``--scale``, ``--seed`` (unless ``seed_help`` is None), ``--only``,
+    ``--threads`` (and ``--set`` when ``overrides_help`` is given)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
     parser.add_argument("--scale", choices=SCALES, default="full",
                         help="smoke (seconds, plumbing only), quick (minutes), full (the committed results)")
-    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+    if seed_help is not None:
+        parser.add_argument("--seed", type=int, default=0, help=seed_help)
     parser.add_argument("--only", choices=sorted(tasks), action="append", help="run only this task (repeatable)")
     if overrides_help:
         parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=overrides_help)
@@ -213,10 +215,13 @@ def new_payload(benchmark: str, scale: str, seed: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def finish(payload: dict[str, Any], started: float) -> dict[str, Any]:
-    """Stamp the wall-clock seconds since ``started`` (``perf_counter``), write the JSON, say where."""
+def finish(payload: dict[str, Any], started: float, name: str | None = None) -> dict[str, Any]:
+    """Stamp the wall-clock seconds since ``started`` (``perf_counter``), write ``<name>.json``, say where.
+
+    ``name`` defaults to the payload's benchmark name.
+    """
     payload["seconds"] = round(time.perf_counter() - started, 1)
-    path = write_result(payload["benchmark"], payload)
+    path = write_result(name or payload["benchmark"], payload)
     print(f"wrote {shown(path)} in {payload['seconds']:.0f}s", flush=True)
     return payload
 

@@ -168,8 +168,9 @@ def _cell(block: dict[str, float] | None) -> str:
     return "" if not block else f"{C.pct(block['accuracy'])} ({C.pct(block['macro_f1'])})"
 
 
-def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digits"), extra: Sequence[str] = ()) -> dict[str, Any]:
-    """Run the benchmark; write and return the JSON payload."""
+def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digits"), extra: Sequence[str] = (),
+        result_name: str = "transfer_quality") -> dict[str, Any]:
+    """Run the benchmark; write ``results/<result_name>.json`` and return the payload."""
     total = time.perf_counter()
     payload = C.new_payload("transfer_quality", scale, seed)
     print(f"transfer_quality: scale={scale} seed={seed} tasks={','.join(only)}", flush=True)
@@ -179,7 +180,7 @@ def run(scale: str = "full", seed: int = 0, only: Sequence[str] = ("text", "digi
         payload["tasks"][task] = {"folds": folds, **summarise(folds), "seconds": round(time.perf_counter() - t0, 1)}
         print(format_task(task, payload["tasks"][task]), flush=True)
         print(f"[{task}] seed={seed}, {payload['tasks'][task]['seconds']:.0f}s", flush=True)
-    return C.finish(payload, total)
+    return C.finish(payload, total, result_name)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

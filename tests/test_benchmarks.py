@@ -57,3 +57,26 @@ def test_signal_diagnostics_main_runs_and_its_optimum_is_an_optimum(
             )
     section = signal_diagnostics.markdown_section(written)
     assert "### digits: sources mnist" in section and "| uci_digits | " in section
+
+
+def test_seed_summary_pairs_each_weighting_with_uniform_at_the_same_seed(bench) -> None:
+    import seeds
+
+    def payload(uniform: float, kg: float) -> dict:
+        block = {"uniform": {"accuracy": uniform}, "kg": {"accuracy": kg}}
+        return {"tasks": {"text": {"macro_mean": {"ensembles": block, "students": block}}}}
+
+    summary = seeds.summarise(
+        {0: payload(0.80, 0.78), 1: payload(0.70, 0.71), 2: payload(0.75, 0.73)}, ["text"]
+    )
+    kg = summary["text"]["ensembles"]["kg"]
+    assert kg["per_seed"] == {"0": 0.78, "1": 0.71, "2": 0.73}
+    assert kg["mean"] == pytest.approx(0.74)
+    assert kg["minus_uniform_mean"] == pytest.approx(-0.01)  # (-0.02 + 0.01 - 0.02) / 3
+    assert kg["minus_uniform_sd"] == pytest.approx(0.017320508, abs=1e-6)
+    assert kg["seeds_above_uniform"] == 1
+    assert summary["text"]["ensembles"]["uniform"]["minus_uniform_mean"] == 0.0
+    table = seeds.format_summary(summary, [0, 1, 2])
+    assert "-1.0 ± 1.7" in table and "1/3" in table
+    section = seeds.markdown_section({"seeds": [0, 1, 2], "summary": summary})
+    assert "| kg | 78.0 | 71.0 | 73.0 | 74.0 ± 3.6 | -1.0 ± 1.7 | 1/3 |" in section
