@@ -67,6 +67,12 @@ def summarise(per_seed: dict[int, dict[str, Any]], only: Sequence[str]) -> dict[
     return out
 
 
+def _signed(row: dict[str, Any]) -> str:
+    """``+1.2 ± 0.8`` (percentage points; a rounded zero is shown as +0.0)."""
+    mean = f"{100 * row['minus_uniform_mean']:+.1f}".replace("-0.0", "+0.0")
+    return f"{mean} ± {100 * row['minus_uniform_sd']:.1f}"
+
+
 def format_summary(summary: dict[str, Any], seeds: Sequence[int]) -> str:
     lines = []
     for task, kinds in summary.items():
@@ -76,7 +82,7 @@ def format_summary(summary: dict[str, Any], seeds: Sequence[int]) -> str:
             table = []
             for w, r in rows.items():
                 diff = "" if r["minus_uniform_mean"] is None or w == "uniform" else \
-                    f"{100 * r['minus_uniform_mean']:+.1f} ± {100 * r['minus_uniform_sd']:.1f}"
+                    _signed(r)
                 above = "" if w == "uniform" else f"{r['seeds_above_uniform']}/{len(seeds)}"
                 table.append([w, *[C.pct(r["per_seed"][str(s)]) for s in seeds],
                               f"{100 * r['mean']:.1f} ± {100 * r['sd']:.1f}", diff, above])  # fmt: skip
@@ -99,7 +105,7 @@ def markdown_section(payload: dict[str, Any]) -> str:
             body = []
             for w, r in rows.items():
                 diff = "" if w == "uniform" or r["minus_uniform_mean"] is None else \
-                    f"{100 * r['minus_uniform_mean']:+.1f} ± {100 * r['minus_uniform_sd']:.1f}"
+                    _signed(r)
                 above = "" if w == "uniform" else f"{r['seeds_above_uniform']}/{len(seeds)}"
                 cells = " | ".join(C.pct(r["per_seed"][str(s)]) for s in seeds)
                 body.append(f"| {w} | {cells} | {100 * r['mean']:.1f} ± {100 * r['sd']:.1f} | {diff} | {above} |")
