@@ -169,3 +169,57 @@ def test_lambda_is_saved_loaded_exported_and_shown(
         == 0
     )
     assert "shrinkage toward uniform: λ=0.25 (fixed)" in capsys.readouterr().out
+
+
+def _teacher_probs(y: torch.Tensor, right: torch.Tensor, confidence: float) -> torch.Tensor:
+    """Two-class probabilities: ``confidence`` on the label when ``right``, on the other label when not."""
+    pred = torch.where(right, y, 1 - y)
+    p = torch.full((y.numel(), 2), 1 - confidence)
+    p[torch.arange(y.numel()), pred] = confidence
+    return p
+
+
+def _disagreeing_sources() -> tuple[dict, dict, dict]:
+    """Two sources, three teachers: ``sharp`` is calibrated (0.88 confident, right on 88 %); two
+    ``soft`` ones are under-confident (0.7) but right on 95 %. Log-loss prefers ``sharp`` alone,
+    accuracy prefers the average (the soft pair outvotes sharp's mistakes)."""
+    g = torch.Generator().manual_seed(0)
+    probs, labels, masks = {}, {}, {}
+    for name in ("s1", "s2"):
+        y = torch.randint(0, 2, (400,), generator=g)
+        teachers = [(0.88, 0.88), (0.95, 0.7), (0.95, 0.7)]  # (accuracy, confidence)
+        probs[name] = torch.stack(
+            [_teacher_probs(y, torch.rand(400, generator=g) < acc, conf) for acc, conf in teachers],
+            dim=1,
+        )
+        labels[name], masks[name] = y, torch.tensor([True, True, True])
+    return probs, labels, masks
+
+
+def test_cv_by_accuracy_differs_from_nll_and_nll_warns_when_they_disagree(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from kgkd.signals.shrinkage import choose_shrinkage
+
+    probs, labels, masks = _disagreeing_sources()
+
+    def fit_fold(rest: list[str]):  # "the graph" trusts the confident teacher everywhere
+        return lambda domain, p: torch.tensor([[1.0, 0.0, 0.0]]).expand(p.size(0), -1)
+
+    with caplog.at_level("WARNING", logger="kgkd.signals.shrinkage"):
+        by_nll = choose_shrinkage(fit_fold, probs, labels, masks, ["s1", "s2"])
+    by_acc = choose_shrinkage(fit_fold, probs, labels, masks, ["s1", "s2"], metric="accuracy")
+    nll, acc = by_nll.cv_nll, by_nll.cv_accuracy
+    assert by_nll.rule == "cv" and by_acc.rule == "cv_accuracy"
+    assert by_nll.lam == min(by_nll.grid, key=lambda lam: (nll[f"{lam:g}"], -lam))
+    assert by_acc.lam == max(by_acc.grid, key=lambda lam: (acc[f"{lam:g}"], -nll[f"{lam:g}"]))
+    assert acc[f"{by_acc.lam:g}"] >= acc[f"{by_nll.lam:g}"] + 0.1  # sharp alone is ~88 %
+    assert "shrinkage_metric='accuracy'" in caplog.text and "more accurate" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="kgkd.signals.shrinkage"):
+        choose_shrinkage(fit_fold, probs, labels, masks, ["s1", "s2"], metric="accuracy")
+    assert "shrinkage_metric" not in caplog.text  # nothing to warn about when scoring by accuracy
+    with pytest.raises(
+        SignalError, match=r"shrinkage_metric must be one of \['nll', 'accuracy'\].*got 'f1'"
+    ):
+        choose_shrinkage(fit_fold, probs, labels, masks, ["s1", "s2"], metric="f1")

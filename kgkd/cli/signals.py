@@ -30,6 +30,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shrinkage", type=_shrinkage, default="cv",
                    help="λ of w = (1-λ)·w_graph + λ·uniform: 'cv' (inner leave-one-source-domain-out CV; "
                         "0.5 with a single source domain) or a number in [0, 1] (default: cv)")
+    p.add_argument("--shrinkage-metric", choices=["nll", "accuracy"], default="nll",
+                   help="what the inner CV scores λ by: the ensemble's log-loss or its accuracy (default: nll)")
 
 
 def _shrinkage(text: str) -> float | str:
@@ -77,7 +79,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     kg = KnowledgeGraph.from_file(args.graph)
     probs, labels = collect_domain_probs(kg, args.teachers, args.domains, args.split, args.limit, args.seed)
     fitted = fit_signals(kg, probs, labels, args.domains, encoder=args.encoder, epochs=args.epochs,
-                         seed=args.seed, teachers=args.teachers, gate=args.gate, shrinkage=args.shrinkage)
+                         seed=args.seed, teachers=args.teachers, gate=args.gate, shrinkage=args.shrinkage,
+                         shrinkage_metric=args.shrinkage_metric)
     fitted.save(args.out)
     atomic_write_json(args.out / "weights.json", fitted.to_json())
     h = fitted.history
@@ -123,7 +126,8 @@ def cmd_lodo(args: argparse.Namespace) -> int:
     probs, labels = collect_domain_probs(kg, args.teachers, args.domains, args.split, args.limit, args.seed)
     report = leave_one_domain_out(kg, probs, labels, methods=args.methods or DEFAULT_METHODS,
                                   teachers=args.teachers, encoder=args.encoder, epochs=args.epochs,
-                                  seed=args.seed, gate=args.gate, shrinkage=args.shrinkage)
+                                  seed=args.seed, gate=args.gate, shrinkage=args.shrinkage,
+                                  shrinkage_metric=args.shrinkage_metric)
     print(report.table())
     if args.out is not None:
         atomic_write_json(args.out / "lodo.json", report.to_json())

@@ -40,6 +40,7 @@ from kgkd.signals.shrinkage import (
     SINGLE_SOURCE_PRIOR,
     ShrinkageChoice,
     check_lambda,
+    check_metric,
     choose_shrinkage,
 )
 from kgkd.utils.logging import get_logger
@@ -122,6 +123,7 @@ def fit_signals(
     shrinkage: float | str = "cv",
     shrinkage_grid: Sequence[float] = SHRINKAGE_GRID,
     shrinkage_prior: float = SINGLE_SOURCE_PRIOR,
+    shrinkage_metric: str = "nll",
 ) -> FittedSignals:
     """Fit encoder + heads on the labelled ``source_domains``; see the module docstring.
 
@@ -133,12 +135,14 @@ def fit_signals(
     ``shrinkage``: ``"cv"`` (default) picks λ from ``shrinkage_grid`` by inner
     leave-one-source-domain-out CV, or uses ``shrinkage_prior`` (0.5) when there is a
     single source domain; a number in [0, 1] fixes λ (0 = raw graph weights).
+    ``shrinkage_metric``: what the CV scores λ by, ``"nll"`` (default) or ``"accuracy"``.
     """
     if isinstance(shrinkage, str):
         if shrinkage != "cv":
             raise SignalError(f"shrinkage must be 'cv' or a number in [0, 1], got {shrinkage!r}")
     else:
         shrinkage = check_lambda(shrinkage)
+    check_metric(shrinkage_metric)
     if entropy_weight < 0:
         raise SignalError(f"entropy_weight must be >= 0 (0 = no entropy bonus), got {entropy_weight}")
     if not source_domains:
@@ -245,7 +249,7 @@ def fit_signals(
                                     for d in source_domains)}
         choice = choose_shrinkage(fit_fold, {d: b.probs for d, b in full.items()},
                                   {d: b.labels for d, b in full.items()}, {d: b.mask for d, b in full.items()},
-                                  list(source_domains), shrinkage_grid, shrinkage_prior)
+                                  list(source_domains), shrinkage_grid, shrinkage_prior, shrinkage_metric)
     else:
         choice = ShrinkageChoice(float(shrinkage), "fixed", [float(shrinkage)])
     fitted.shrinkage = choice.lam
