@@ -178,6 +178,8 @@ class TeacherCache:
             dtype: ``"fp16"`` (default, half the size) or ``"fp32"``.
             top_k: store only the k largest logits per sample (values + indices).
             preprocessing: description of any input preprocessing (part of the fingerprint).
+            device: where the teacher runs (default: where its parameters are); it is moved
+                there for the build and back to its own device afterwards.
         """
         name = str(getattr(teacher, "name", type(teacher).__name__))
         if dtype not in DTYPES:
@@ -191,16 +193,16 @@ class TeacherCache:
         fingerprint = cache_fingerprint(teacher.fingerprint(), data_fingerprint, preprocessing)  # type: ignore[operator]
         if path is None:
             path = default_cache_path(name, str(getattr(dataset, "name", type(dataset).__name__)))
-        if device is None:
-            param = next(teacher.parameters(), None)
-            device = param.device if param is not None else torch.device("cpu")
-        device = torch.device(device)
+        param = next(teacher.parameters(), None)
+        home = param.device if param is not None else torch.device("cpu")
+        device = home if device is None else torch.device(device)
         store = DTYPES[dtype]
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_fn)
         tensors: dict[str, Tensor] = {}
         seen = torch.zeros(num, dtype=torch.bool)
         was_training = teacher.training
         teacher.eval()
+        teacher.to(device)  # run where asked; moved back afterwards
         try:
             for batch in tqdm(
                 loader, desc=f"caching {name}", disable=not show_progress, leave=False
@@ -222,6 +224,7 @@ class TeacherCache:
                 seen[index] = True
         finally:
             teacher.train(was_training)
+            teacher.to(home)
         if not seen.all():
             missing = (~seen).nonzero().flatten()[:5].tolist()
             raise CacheError(
