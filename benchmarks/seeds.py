@@ -9,7 +9,7 @@ averaging (same seed, same data), so a one-seed gap can be told apart from noise
 Seed 0 reuses ``results/transfer_quality.json`` when that file is a run at the same
 scale and seed covering the same tasks (the pipeline is deterministic with one
 thread: two full runs gave identical held-out numbers); other seeds write
-``results/transfer_quality_seed<N>.json``. Writes ``results/seeds.json``.
+``results/transfer_quality_seed<N>.json``. Writes ``results/seeds.json`` and ``results/SEEDS.md``.
 
     python benchmarks/seeds.py --scale full --seeds 0 1 2
 """
@@ -20,6 +20,7 @@ import json
 import statistics
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import _common as C
@@ -124,7 +125,26 @@ def run(scale: str = "full", seeds: Sequence[int] = (0, 1, 2), only: Sequence[st
         print(f"seed {s}: {payload['sources'][str(s)]}", flush=True)
     payload["summary"] = summarise(per_seed, only)
     print(format_summary(payload["summary"], seeds), flush=True)
-    return C.finish(payload, total)
+    payload = C.finish(payload, total)
+    write_markdown(payload)
+    return payload
+
+
+def write_markdown(payload: dict[str, Any]) -> Path:
+    """``results/SEEDS.md``: the header (date, machine, command, sources) and :func:`markdown_section`."""
+    from kgkd.utils.io import atomic_write_text
+
+    m = payload["machine"]
+    head = [
+        "# kgkd benchmark results: seed spread", "",
+        f"- started: {payload['started']}; {payload['seconds']:.0f} s",
+        f"- machine: {m['cpu']}, {m['cores']} usable cores, torch threads {m['torch_threads']}, GPU: {m['gpu']}, torch {m['torch']}",
+        f"- command: `{payload['command']}` (scale `{payload['scale']}`)",
+        *[f"- seed {s}: {src}" for s, src in payload["sources"].items()], "",
+    ]  # fmt: skip
+    path = C.RESULTS_DIR / "SEEDS.md"
+    atomic_write_text(path, "\n".join(head) + "\n" + markdown_section(payload) + "\n")
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
