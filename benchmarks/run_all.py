@@ -18,7 +18,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -225,24 +225,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         "command": C.command_line(), "scale": args.scale, "seed": args.seed, "seconds": {},
     }  # fmt: skip
     total = time.perf_counter()
-    tq = sd = rb = speed = None
-    status = "skipped with --skip engine_speed"
-    if "transfer_quality" not in args.skip:
+    def timed(name: str, job: Callable[[], Any]) -> Any:
+        """Run ``job`` unless ``--skip name``; record its wall-clock seconds."""
+        if name in args.skip:
+            return None
         t = time.perf_counter()
-        tq = TQ.run(args.scale, args.seed)
-        info["seconds"]["transfer_quality"] = f"{time.perf_counter() - t:.0f} s"
-    if "signal_diagnostics" not in args.skip:
-        t = time.perf_counter()
-        sd = SD.run(args.scale, args.seed)
-        info["seconds"]["signal_diagnostics"] = f"{time.perf_counter() - t:.0f} s"
-    if "robustness" not in args.skip:
-        t = time.perf_counter()
-        rb = RB.run(args.scale, args.seed)
-        info["seconds"]["robustness"] = f"{time.perf_counter() - t:.0f} s"
-    if "engine_speed" not in args.skip:
-        t = time.perf_counter()
-        speed, status = run_engine_speed(args.scale, args.seed, args.threads)
-        info["seconds"]["engine_speed"] = f"{time.perf_counter() - t:.0f} s"
+        result = job()
+        info["seconds"][name] = f"{time.perf_counter() - t:.0f} s"
+        return result
+
+    tq = timed("transfer_quality", lambda: TQ.run(args.scale, args.seed))
+    sd = timed("signal_diagnostics", lambda: SD.run(args.scale, args.seed))
+    rb = timed("robustness", lambda: RB.run(args.scale, args.seed))
+    speed, status = timed("engine_speed", lambda: run_engine_speed(args.scale, args.seed, args.threads)) or (
+        None, "skipped with --skip engine_speed")
     info["seconds"]["total"] = f"{time.perf_counter() - total:.0f} s"
     path = write_markdown(info, tq, rb, speed, status, sd)
     C.write_result("run_all", info)

@@ -7,12 +7,10 @@ the same loss curve as running them live.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import torch
 from torch.utils.data import Dataset
 
@@ -27,14 +25,6 @@ from kgkd.models import DigitStudent, DigitStudentConfig, load_ccexam_teacher
 
 DIGITS = tuple(str(d) for d in range(10))
 
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Run single-threaded: on 2 shared cores a 2-thread tiny CNN step is ~9x slower (measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class KeepLabels(Dataset):

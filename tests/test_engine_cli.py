@@ -4,7 +4,6 @@ transfer set with ``kgkd teachers cache``; a third distils a DigitStudent from t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,6 @@ from kgkd.models import load_student
 
 LIMIT = "64"
 
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Single-threaded: on 2 shared cores a 2-thread small-CNN step is several times slower (measured)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
