@@ -19,12 +19,14 @@ from kgkd.paths import repo_root
 DATA = repo_root() / "data"
 MANIFEST = json.loads((DATA / "manifest.json").read_text(encoding="utf-8"))
 SHIPPED = [n for n in DOMAINS.names() if get_spec(n).shipped]
-TEXT = ["amazon", "imdb", "yelp", "tweets", "movie_reviews", "product_reviews", "nyt_editorials"]
+TEXT = ["amazon", "imdb", "yelp", "tweets", "movie_reviews", "product_reviews", "nyt_editorials",
+        "books", "dvd", "electronics", "kitchen"]  # fmt: skip
+ROTATED = [f"rmnist_{a}" for a in (0, 15, 30, 45, 60, 75)]
 
 
 def test_registry_lists_the_contract_domains() -> None:
     assert sorted(list_domains("text")) == sorted(TEXT)
-    assert list_domains("image") == ["fashion_mnist", "mnist", "uci_digits"]
+    assert list_domains("image") == sorted(["fashion_mnist", "mnist", "uci_digits", *ROTATED])
     assert sorted(MANIFEST["domains"]) == sorted(SHIPPED)
     assert get_spec("yelp").label_names == ("negative", "positive")
 

