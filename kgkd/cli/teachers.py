@@ -20,7 +20,7 @@ def _train(args: argparse.Namespace) -> int:
     from kgkd.models.training import train_teacher
 
     result = train_teacher(
-        args.domain, epochs=args.epochs, max_length=args.max_length, trainable_layers=args.trainable_layers,
+        args.domain, kind=args.kind, epochs=args.epochs, max_length=args.max_length, trainable_layers=args.trainable_layers,
         limit=args.limit, out=args.out, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
         show_progress=not args.no_progress,
     )  # fmt: skip
@@ -32,20 +32,31 @@ def _train(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from kgkd.data import list_domains
     from kgkd.models.ccexam import CCEXAM_NETS
-    from kgkd.models.loading import META_NAME, teacher_dir, train_command
+    from kgkd.models.loading import TEACHER_PREFIX, teachers_root, train_command
+    from kgkd.models.provenance import describe_settings, read_meta
 
-    domains = list(dict.fromkeys([*list_domains(), *CCEXAM_NETS]))
-    for domain in domains:
-        name = f"teacher_{domain}"
-        folder = teacher_dir(name, args.root)
-        meta_file = folder / META_NAME
-        if meta_file.is_file():
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-            status = f"trained ({meta.get('kind')}, val acc {meta.get('val_accuracy', float('nan')):.4f}) {folder}"
-        elif domain in CCEXAM_NETS:
-            status = f"pretrained (ccexam {domain} net)"
-        else:
-            status = f"missing — run `{train_command(domain)}`"
+    root = Path(args.root) if args.root is not None else teachers_root()
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(TEACHER_PREFIX)) if root.is_dir() else []
+    for folder in folders:
+        try:
+            meta = read_meta(folder)
+        except Exception as exc:  # noqa: BLE001 - a broken folder is listed, not fatal
+            print(f"{folder.name:24s} broken: {exc}")
+            continue
+        if meta is None:
+            print(f"{folder.name:24s} broken: no kgkd_teacher.json in {folder}")
+            continue
+        status = "registered" if meta.get("registered") else "trained"
+        acc = meta.get("val_accuracy")
+        acc_text = f", val acc {acc:.4f}" if isinstance(acc, (int, float)) else ""
+        print(f"{folder.name:24s} {status} ({meta.get('kind')}{acc_text}) {folder}")
+        print(f"{'':24s}   {describe_settings(meta)}")
+    present = {f.name for f in folders}
+    for domain in dict.fromkeys([*list_domains(), *CCEXAM_NETS]):
+        name = f"{TEACHER_PREFIX}{domain}"
+        if name in present:
+            continue
+        status = f"pretrained (ccexam {domain} net)" if domain in CCEXAM_NETS else f"missing — run `{train_command(domain)}`"
         print(f"{name:24s} {status}")
     return 0
 
@@ -103,6 +114,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train teacher_<domain> (MiniLM fine-tune for text, DigitCNN for images)"
     )
     train.add_argument("--domain", required=True, help="domain to train on (see `kgkd data list`)")
+    train.add_argument("--kind", default=None,
+                       help="teacher family: hf (MiniLM fine-tune, text default), tfidf_logreg (TF-IDF + "
+                            "logistic regression, text, seconds), cnn (images, default)")  # fmt: skip
     train.add_argument(
         "--epochs",
         type=int,

@@ -20,6 +20,7 @@ from kgkd.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_weights, read
 from kgkd.models.digit_cnn import DIGIT_CNN_FEATURES, DigitCNN, DigitCNNConfig
 from kgkd.models.hf_teacher import HFTeacher
 from kgkd.models.module_teacher import ModuleTeacher
+from kgkd.models.provenance import META_NAME, VARIANT_SEP
 from kgkd.models.students.base import config_from_dict
 from kgkd.paths import cache_dir
 from kgkd.utils.logging import get_logger
@@ -28,7 +29,6 @@ from kgkd.utils.registry import Registry
 log = get_logger(__name__)
 
 TEACHER_PREFIX = "teacher_"
-META_NAME = "kgkd_teacher.json"
 
 #: Checkpoint kind (``kgkd_teacher.json["kind"]``) → loader ``(folder, meta) -> Teacher``.
 TEACHER_KINDS: Registry[Callable[[Path, dict[str, Any]], Teacher]] = Registry("teacher kind")
@@ -41,11 +41,9 @@ def teachers_root() -> Path:
 
 def teacher_dir(name: str, root: str | os.PathLike[str] | None = None) -> Path:
     """Checkpoint folder of teacher ``name`` under ``root`` (default :func:`teachers_root`)."""
-    return (
-        Path(root)
-        if root is not None and Path(root).name == name
-        else Path(root or teachers_root()) / name
-    )
+    if root is not None and Path(root).name.split(VARIANT_SEP)[0] == name:
+        return Path(root)  # the checkpoint folder itself (also a side-by-side ``name@fingerprint`` one)
+    return Path(root or teachers_root()) / name
 
 
 def train_command(domain: str) -> str:
@@ -80,6 +78,31 @@ def _load_cnn(folder: Path, meta: dict[str, Any]) -> Teacher:
     return teacher.requires_grad_(False)
 
 
+def load_checkpoint(folder: str | os.PathLike[str], name: str | None = None) -> Teacher:
+    """Load the teacher checkpoint in ``folder`` (eval mode, gradients off) under graph name ``name``.
+
+    Raises:
+        CheckpointError: the folder's ``kgkd_teacher.json`` is missing, incomplete or names an
+            unknown kind, or its model files are corrupt (the message names the file).
+    """
+    folder = Path(folder)
+    name = name or folder.name.split(VARIANT_SEP)[0]
+    domain = name[len(TEACHER_PREFIX) :] if name.startswith(TEACHER_PREFIX) else name
+    meta = read_json(folder / META_NAME)
+    for key in ("kind", "label_names"):
+        if key not in meta:
+            raise CheckpointError(
+                f"{folder / META_NAME}: missing key '{key}'; re-create it with `{train_command(domain)}`"
+            )
+    meta = {**meta, "name": name}
+    try:
+        loader = TEACHER_KINDS.get(str(meta["kind"]))
+    except ConfigError as exc:
+        raise CheckpointError(f"{folder / META_NAME}: {exc}") from None
+    log.info("loading teacher %s from %s", name, folder)
+    return loader(folder, meta).eval().requires_grad_(False)
+
+
 def load_teacher(name: str, root: str | os.PathLike[str] | None = None) -> Teacher:
     """Load teacher ``name`` (``teacher_<domain>``) in eval mode, gradients off.
 
@@ -100,20 +123,7 @@ def load_teacher(name: str, root: str | os.PathLike[str] | None = None) -> Teach
     domain = name[len(TEACHER_PREFIX) :]
     folder = teacher_dir(name, root)
     if folder.is_dir():
-        meta = read_json(folder / META_NAME)
-        for key in ("kind", "label_names"):
-            if key not in meta:
-                raise CheckpointError(
-                    f"{folder / META_NAME}: missing key '{key}'; re-create it with `{train_command(domain)}`"
-                )
-        meta.setdefault("name", name)
-        try:
-            loader = TEACHER_KINDS.get(str(meta["kind"]))
-        except ConfigError as exc:
-            raise CheckpointError(f"{folder / META_NAME}: {exc}") from None
-        log.info("loading teacher %s from %s", name, folder)
-        teacher = loader(folder, meta)
-        return teacher.eval().requires_grad_(False)
+        return load_checkpoint(folder, name)
     if domain in CCEXAM_NETS:
         return load_ccexam_teacher(domain, name=name)
     raise CheckpointError(

