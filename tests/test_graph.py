@@ -11,7 +11,11 @@ from kgkd.paths import graphs_dir
 
 SENTIMENT_DOMAINS = [
     "amazon",
+    "books",
+    "dvd",
+    "electronics",
     "imdb",
+    "kitchen",
     "movie_reviews",
     "nyt_editorials",
     "product_reviews",
@@ -40,7 +44,8 @@ def test_sentiment_accessors_match_data_names(sentiment: KnowledgeGraph) -> None
     assert {d.modality for d in sentiment.domains()} == {"text"}
     assert all(d.description and d.label != d.name for d in sentiment.domains())
     teachers = {t.name: t for t in sentiment.teachers()}
-    assert set(teachers) == {"teacher_amazon", "teacher_imdb", "teacher_tweets", "teacher_nyt"}
+    # one teacher per text domain (teacher_nyt is the nyt_editorials one)
+    assert set(teachers) == {f"teacher_{d}" for d in SENTIMENT_DOMAINS if d != "nyt_editorials"} | {"teacher_nyt"}
     assert teachers["teacher_nyt"].trained_on == ["nyt_editorials"]
     assert {t.architecture for t in teachers.values()} == {"hf:minilm"}
     imdb = sentiment.domain("imdb")
@@ -89,7 +94,7 @@ def test_sparql_select_and_ask(sentiment: KnowledgeGraph) -> None:
         {"name": "yelp", "w": pytest.approx(0.5)},
     ]
     assert sentiment.query("ASK { ?t kgkd:trainedOn :tweets }") is True
-    assert sentiment.query("ASK { ?t kgkd:trainedOn :yelp }") is False
+    assert sentiment.query("ASK { ?t kgkd:trainedOn :mnist }") is False
 
 
 def test_sparql_syntax_error_names_position(sentiment: KnowledgeGraph) -> None:
