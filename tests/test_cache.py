@@ -95,14 +95,15 @@ def reference(t: ModuleTeacher) -> tuple[torch.Tensor, torch.Tensor]:
     return out.logits, out.features["hidden"]
 
 
-def test_round_trip_fp32_exact_and_fp16_close(tmp_path: Path) -> None:
+def test_round_trip_fp32_within_tolerance_and_fp16_close(tmp_path: Path) -> None:
     t = teacher()
     logits, hidden = reference(t)
     cache = TeacherCache.load(build(tmp_path, t, dtype="fp32").path)
     got = cache.lookup(torch.tensor([3, 0, 9]))
-    assert torch.equal(got.logits, logits[[3, 0, 9]]) and torch.equal(
-        got.features["hidden"], hidden[[3, 0, 9]]
-    )
+    # the cache batches 4 at a time, the reference all 10 at once: BLAS may sum in another
+    # order, so fp32 agreement is to a stated tolerance (1e-5 relative, 1e-6 absolute)
+    assert torch.allclose(got.logits, logits[[3, 0, 9]], rtol=1e-5, atol=1e-6)
+    assert torch.allclose(got.features["hidden"], hidden[[3, 0, 9]], rtol=1e-5, atol=1e-6)
     assert (
         cache.num_samples == N
         and cache.num_labels == 5
