@@ -71,7 +71,11 @@ class BuildSpec:
 
     def settings(self, shard_size: int | None = None) -> dict[str, Any]:
         """Everything besides the fingerprint that makes two shards interchangeable."""
-        out: dict[str, Any] = {"dtype": self.dtype, "top_k": self.top_k, "features": list(self.features)}
+        out: dict[str, Any] = {
+            "dtype": self.dtype,
+            "top_k": self.top_k,
+            "features": list(self.features),
+        }
         if shard_size is not None:
             out["shard_size"] = shard_size
         return out
@@ -164,7 +168,9 @@ def run_range(
     return tensors
 
 
-def _store(tensors: dict[str, Tensor], out: Any, index: Tensor, pos: Tensor, rows: int, spec: BuildSpec) -> None:
+def _store(
+    tensors: dict[str, Tensor], out: Any, index: Tensor, pos: Tensor, rows: int, spec: BuildSpec
+) -> None:
     """Check one batch of outputs and write it into the (preallocated) range tensors."""
     where = f"teacher '{spec.name}' cache (samples {int(index.min())}..{int(index.max())})"
     items = {LOGITS: out.logits.detach().cpu()}
@@ -178,7 +184,9 @@ def _store(tensors: dict[str, Tensor], out: Any, index: Tensor, pos: Tensor, row
     logits = items.pop(LOGITS)
     if spec.top_k is not None:
         if not 0 < spec.top_k <= logits.shape[1]:
-            raise CacheError(f"{where}: top_k={spec.top_k} must be in 1..{logits.shape[1]} (the teacher's label count)")
+            raise CacheError(
+                f"{where}: top_k={spec.top_k} must be in 1..{logits.shape[1]} (the teacher's label count)"
+            )
         values, indices = logits.topk(spec.top_k, dim=1)
         items[TOPK_V], items[TOPK_I] = values, indices.to(torch.int32)
     else:
@@ -210,7 +218,9 @@ def write_shard(folder: Path, i: int, start: int, stop: int, tensors: dict[str, 
 
     num_labels, shapes = split_meta(tensors, spec)
     path = folder / shard_name(i)
-    meta = {"kgkd_shard": json.dumps({"fingerprint": spec.fingerprint, "start": start, "stop": stop})}
+    meta = {
+        "kgkd_shard": json.dumps({"fingerprint": spec.fingerprint, "start": start, "stop": stop})
+    }
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
     record = ShardRecord(
@@ -222,14 +232,21 @@ def write_shard(folder: Path, i: int, start: int, stop: int, tensors: dict[str, 
     return record
 
 
-def finished_shard(folder: Path, i: int, start: int, stop: int, spec: BuildSpec, shard_size: int) -> ShardRecord | None:
+def finished_shard(
+    folder: Path, i: int, start: int, stop: int, spec: BuildSpec, shard_size: int
+) -> ShardRecord | None:
     """The record of shard ``i`` if an earlier run finished it for this exact build and its bytes verify."""
     name = shard_name(i)
     rec = read_sidecar(folder, name)
     path = folder / name
     if rec is None or not path.is_file():
         return None
-    if (rec.fingerprint, rec.start, rec.stop, rec.settings) != (spec.fingerprint, start, stop, spec.settings(shard_size)):
+    if (rec.fingerprint, rec.start, rec.stop, rec.settings) != (
+        spec.fingerprint,
+        start,
+        stop,
+        spec.settings(shard_size),
+    ):
         return None
     if path.stat().st_size != rec.bytes or sha256_file(path) != rec.sha256:
         log.warning("shard %s of teacher '%s' cache in %s is corrupt (checksum mismatch): rebuilding it",
@@ -277,7 +294,9 @@ def build_shards(
             finally:
                 lock.release()
         for i in busy:  # second pass: wait for them; usually they are done by then
-            log.info("waiting for another process building %s of teacher '%s'", shard_name(i), spec.name)
+            log.info(
+                "waiting for another process building %s of teacher '%s'", shard_name(i), spec.name
+            )
             with FileLock(str(folder / f"{shard_name(i)}.lock"), timeout=lock_timeout):
                 ensure(i, waited=True)
     barrier(ctx)
@@ -306,12 +325,16 @@ def write_index(folder: Path, spec: BuildSpec, ranges: list[tuple[int, int]], sh
             f"teacher '{spec.name}' cache in {folder}: shards disagree on label count {sorted(labels)} or feature "
             "shapes; the teacher changed between ranks/runs — delete the folder and rebuild"
         )
-    header = spec.header(ranges[-1][1], records[0].num_labels, records[0].feature_shapes, label_names)
+    header = spec.header(
+        ranges[-1][1], records[0].num_labels, records[0].feature_shapes, label_names
+    )
     header.update(version=SHARDED_VERSION, layout="sharded", shard_size=shard_size,
                   shards=[{k: getattr(r, k) for k in ("file", "start", "stop", "sha256", "bytes")} for r in records])  # fmt: skip
     with FileLock(str(folder / f"{INDEX_NAME}.lock")):
         atomic_write_json(folder / INDEX_NAME, header)
-        for extra in sorted(folder.glob("shard-*.safetensors")):  # leftovers of a larger earlier build
+        for extra in sorted(
+            folder.glob("shard-*.safetensors")
+        ):  # leftovers of a larger earlier build
             if extra.name not in {r.file for r in records}:
                 extra.unlink(missing_ok=True)
                 (folder / (extra.stem + ".json")).unlink(missing_ok=True)

@@ -101,7 +101,9 @@ def shard_name(i: int) -> str:
 def shard_ranges(num: int, shard_size: int) -> list[tuple[int, int]]:
     """``[(start, stop), …]`` item ranges of the shards of ``num`` items."""
     if shard_size < 1:
-        raise CacheError(f"teacher cache: shard_size={shard_size} must be a positive number of items")
+        raise CacheError(
+            f"teacher cache: shard_size={shard_size} must be a positive number of items"
+        )
     return [(s, min(s + shard_size, num)) for s in range(0, num, shard_size)]
 
 
@@ -144,30 +146,42 @@ def write_sidecar(folder: Path, record: ShardRecord) -> None:
 def read_sidecar(folder: Path, shard_file: str) -> ShardRecord | None:
     """The sidecar of ``shard_file``, or ``None`` when absent/unreadable (= shard unfinished)."""
     try:
-        return ShardRecord.from_json(json.loads((folder / sidecar_name(shard_file)).read_text("utf-8")))
+        return ShardRecord.from_json(
+            json.loads((folder / sidecar_name(shard_file)).read_text("utf-8"))
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def check_outputs(
-    items: dict[str, Tensor], index: Tensor, name: str, store: torch.dtype
-) -> None:
+def check_outputs(items: dict[str, Tensor], index: Tensor, name: str, store: torch.dtype) -> None:
     """Refuse a batch of teacher outputs with wrong row counts, NaN/inf, or fp16 overflow."""
     where = f"teacher '{name}' cache (samples {int(index.min())}..{int(index.max())})"
     for key, value in items.items():
         if value.shape[0] != index.shape[0]:
-            raise CacheError(f"{where}: '{key}' has {value.shape[0]} rows for a batch of {index.shape[0]} samples")
+            raise CacheError(
+                f"{where}: '{key}' has {value.shape[0]} rows for a batch of {index.shape[0]} samples"
+            )
         bad = first_bad_rows(value, index)
         if bad:
-            raise CacheError(f"{where}: '{key}' holds NaN/inf for samples {bad}; fix the teacher or its inputs")
+            raise CacheError(
+                f"{where}: '{key}' holds NaN/inf for samples {bad}; fix the teacher or its inputs"
+            )
         if not torch.isfinite(value.to(store)).all():
             bad = first_bad_rows(value.to(store), index)
-            raise CacheError(f"{where}: '{key}' overflows {store} for samples {bad}; build the cache with dtype='fp32'")
+            raise CacheError(
+                f"{where}: '{key}' overflows {store} for samples {bad}; build the cache with dtype='fp32'"
+            )
 
 
 def check_tensors(
-    tensors: dict[str, Tensor], rows: int, num_labels: int, top_k: int | None,
-    feature_shapes: dict[str, tuple[int, ...]], where: str, hint: str, start: int = 0,
+    tensors: dict[str, Tensor],
+    rows: int,
+    num_labels: int,
+    top_k: int | None,
+    feature_shapes: dict[str, tuple[int, ...]],
+    where: str,
+    hint: str,
+    start: int = 0,
 ) -> None:
     """Header/tensor agreement of a cache or shard of ``rows`` items: keys, shapes, finite values, top-k range."""
     expected: dict[str, tuple[int, ...]] = {FEAT + f: (rows, *s) for f, s in feature_shapes.items()}
@@ -185,7 +199,9 @@ def check_tensors(
     for key, value in tensors.items():
         if key == TOPK_I:
             if ((value < 0) | (value >= num_labels)).any():
-                raise CacheError(f"{where}: top-k label indices outside 0..{num_labels - 1}; {hint}")
+                raise CacheError(
+                    f"{where}: top-k label indices outside 0..{num_labels - 1}; {hint}"
+                )
             continue
         bad = first_bad_rows(value, torch.arange(start, start + rows))
         if bad:

@@ -50,7 +50,10 @@ class ShardReader:
                     raise ValueError(f"tensor '{key}' has unsupported dtype {info['dtype']}")
                 begin, end = info["data_offsets"]
                 shape = tuple(int(s) for s in info["shape"])
-                if end - begin != int(np.prod(shape)) * np.dtype(dtype).itemsize or self._base + end > self.size:
+                if (
+                    end - begin != int(np.prod(shape)) * np.dtype(dtype).itemsize
+                    or self._base + end > self.size
+                ):
                     raise ValueError(f"tensor '{key}' runs past the end of the file")
                 self.layout[key] = (dtype, shape, self._base + begin)
         except (OSError, ValueError, KeyError, TypeError, struct.error) as exc:

@@ -78,7 +78,10 @@ class TeacherCache:
     """
 
     def __init__(
-        self, header: dict[str, Any], tensors: dict[str, Tensor] | None = None, path: Path | None = None
+        self,
+        header: dict[str, Any],
+        tensors: dict[str, Tensor] | None = None,
+        path: Path | None = None,
     ) -> None:
         self.header = header
         self._tensors = tensors
@@ -206,7 +209,9 @@ class TeacherCache:
     ) -> tuple[BuildSpec, Path]:  # fmt: skip
         name = str(getattr(teacher, "name", type(teacher).__name__))
         if dtype not in DTYPES:
-            raise CacheError(f"teacher '{name}' cache: dtype must be one of {sorted(DTYPES)}, got '{dtype}'")
+            raise CacheError(
+                f"teacher '{name}' cache: dtype must be one of {sorted(DTYPES)}, got '{dtype}'"
+            )
         if batch_size < 1:
             raise CacheError(f"teacher '{name}' cache: batch_size={batch_size} must be >= 1")
         if len(dataset) == 0:
@@ -220,7 +225,9 @@ class TeacherCache:
         return spec, Path(path)
 
     @staticmethod
-    def _devices(teacher: nn.Module, device: torch.device | str | None) -> tuple[torch.device, torch.device]:
+    def _devices(
+        teacher: nn.Module, device: torch.device | str | None
+    ) -> tuple[torch.device, torch.device]:
         param = next(teacher.parameters(), None)
         home = param.device if param is not None else torch.device("cpu")
         return home, (home if device is None else torch.device(device))
@@ -237,7 +244,9 @@ class TeacherCache:
             teacher.train(was_training)
             teacher.to(home)
         num_labels, shapes = split_meta(tensors, spec)
-        header = spec.header(len(dataset), num_labels, shapes, getattr(teacher, "label_names", ()) or ())
+        header = spec.header(
+            len(dataset), num_labels, shapes, getattr(teacher, "label_names", ()) or ()
+        )
         header["version"] = VERSION
         cache = cls(header, tensors, target)
         cache.save(target)
@@ -301,9 +310,15 @@ class TeacherCache:
                 if reused is not None:
                     return reused
                 build_kwargs.pop("path")
-                return cls._build_single(teacher, dataset, collate_fn, spec, target, build_kwargs.get("device"))
+                return cls._build_single(
+                    teacher, dataset, collate_fn, spec, target, build_kwargs.get("device")
+                )
         reused = cls._reusable(target, spec, verify=True)
-        return reused if reused is not None else cls.build(teacher, dataset, collate_fn, **build_kwargs)
+        return (
+            reused
+            if reused is not None
+            else cls.build(teacher, dataset, collate_fn, **build_kwargs)
+        )
 
     @classmethod
     def _reusable(cls, target: Path, spec: BuildSpec, verify: bool) -> TeacherCache | None:
@@ -314,10 +329,20 @@ class TeacherCache:
         except CacheError as exc:
             log.warning("rebuilding teacher cache of '%s': %s", spec.name, exc)
             return None
-        have = {"dtype": cache.header["dtype"], "top_k": cache.top_k, "features": sorted(cache.feature_shapes)}
+        have = {
+            "dtype": cache.header["dtype"],
+            "top_k": cache.top_k,
+            "features": sorted(cache.feature_shapes),
+        }
         want = {"dtype": spec.dtype, "top_k": spec.top_k, "features": sorted(spec.features)}
         if have != want:
-            log.warning("rebuilding teacher cache of '%s': %s holds %s, asked for %s", spec.name, target, have, want)
+            log.warning(
+                "rebuilding teacher cache of '%s': %s holds %s, asked for %s",
+                spec.name,
+                target,
+                have,
+                want,
+            )
             return None
         log.info("reusing teacher cache %s (%d samples)", target, cache.num_samples)
         return cache
@@ -327,7 +352,9 @@ class TeacherCache:
         """Write the cache to ``path``: one safetensors file (``*.safetensors``) or a sharded folder."""
         target = Path(path)
         if layout_of(target) == "single":
-            header = {k: v for k, v in self.header.items() if k not in ("layout", "shard_size", "shards")}
+            header = {
+                k: v for k, v in self.header.items() if k not in ("layout", "shard_size", "shards")
+            }
             if self.header.get("layout") == "sharded":
                 header["version"] = VERSION
             with atomic_path(target) as tmp:
@@ -335,7 +362,9 @@ class TeacherCache:
                           metadata={"kgkd_cache": json.dumps(header)})  # fmt: skip
             self.path = target
             return target
-        self._save_sharded(target, shard_size or int(self.header.get("shard_size") or DEFAULT_SHARD_SIZE))
+        self._save_sharded(
+            target, shard_size or int(self.header.get("shard_size") or DEFAULT_SHARD_SIZE)
+        )
         return target
 
     def _save_sharded(self, folder: Path, shard_size: int) -> None:
@@ -352,8 +381,12 @@ class TeacherCache:
                 with atomic_path(folder / shard_name(i)) as tmp:
                     shutil.copyfile(src, tmp)
                 if sha256_file(folder / shard_name(i)) != self.shards[i]["sha256"]:
-                    raise CacheError(f"{src} does not match its checksum in {self.path / INDEX_NAME}; {rebuild_hint(self.teacher_name)}")
-                shutil.copyfile(self.path / sidecar_name(shard_name(i)), folder / sidecar_name(shard_name(i)))
+                    raise CacheError(
+                        f"{src} does not match its checksum in {self.path / INDEX_NAME}; {rebuild_hint(self.teacher_name)}"
+                    )
+                shutil.copyfile(
+                    self.path / sidecar_name(shard_name(i)), folder / sidecar_name(shard_name(i))
+                )
                 continue
             rows = torch.arange(start, stop)
             tensors = {k: self._gather(k, rows) for k in self._keys()}
@@ -363,14 +396,17 @@ class TeacherCache:
         self.header, self.path, self._tensors, self._opened = header, folder, None, set()
         self._pool.close()
 
-    def export(self, path: str | os.PathLike[str]) -> Path:
+    def export(self, path: str | os.PathLike[str], shard_size: int | None = None) -> Path:
         """Write a copy for another site: a folder (shard by shard, checksums verified) or one ``*.safetensors`` file."""
         copy = TeacherCache(self.header, self._tensors, self.path)
-        return copy.save(path)
+        return copy.save(path, shard_size=shard_size)
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], expected_fingerprint: str | None = None, verify: bool = False
+        cls,
+        path: str | os.PathLike[str],
+        expected_fingerprint: str | None = None,
+        verify: bool = False,
     ) -> TeacherCache:
         """Open a cache file or folder; ``expected_fingerprint`` guards against stale caches.
 
@@ -405,11 +441,15 @@ class TeacherCache:
                 meta = fh.metadata() or {}
                 tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-            raise CacheError(f"teacher cache file {path} is truncated or corrupt ({exc}); {rebuild_hint(teacher)}") from None
+            raise CacheError(
+                f"teacher cache file {path} is truncated or corrupt ({exc}); {rebuild_hint(teacher)}"
+            ) from None
         try:
             header = json.loads(meta["kgkd_cache"])
         except (KeyError, json.JSONDecodeError):
-            raise CacheError(f"{path} is a safetensors file without a kgkd cache header; {rebuild_hint(teacher)}") from None
+            raise CacheError(
+                f"{path} is a safetensors file without a kgkd cache header; {rebuild_hint(teacher)}"
+            ) from None
         cache = cls(header, tensors, path)
         cache.validate()
         return cache
@@ -421,11 +461,15 @@ class TeacherCache:
         if not index.is_file():
             what = "holds shards but no index.json: its build was interrupted" if any(folder.glob("shard-*")) \
                 else "is not a kgkd teacher cache (no index.json)"  # fmt: skip
-            raise CacheError(f"teacher cache folder {folder} {what}; rerun the same build command to finish it, or {rebuild_hint(teacher)}")
+            raise CacheError(
+                f"teacher cache folder {folder} {what}; rerun the same build command to finish it, or {rebuild_hint(teacher)}"
+            )
         try:
             header = json.loads(index.read_text("utf-8"))
         except (OSError, ValueError) as exc:
-            raise CacheError(f"{index} is not valid JSON ({exc}); {rebuild_hint(teacher)}") from None
+            raise CacheError(
+                f"{index} is not valid JSON ({exc}); {rebuild_hint(teacher)}"
+            ) from None
         cache = cls(header, None, folder)
         cache.validate()
         return cache
@@ -441,16 +485,28 @@ class TeacherCache:
             )
         where, hint = self._where() + src, rebuild_hint(self.teacher_name)
         if not sharded:
-            check_tensors(self.tensors, self.num_samples, self.num_labels, self.top_k, self.feature_shapes, where, hint)
+            check_tensors(
+                self.tensors,
+                self.num_samples,
+                self.num_labels,
+                self.top_k,
+                self.feature_shapes,
+                where,
+                hint,
+            )
             return
         assert self.path is not None
         expected = 0
         for i, shard in enumerate(self.shards):
             f = self.path / str(shard["file"])
             if shard["start"] != expected or shard["file"] != shard_name(i):
-                raise CacheError(f"{where}: index.json lists {shard['file']} at samples {shard['start']}.., expected {expected}..; {hint}")
+                raise CacheError(
+                    f"{where}: index.json lists {shard['file']} at samples {shard['start']}.., expected {expected}..; {hint}"
+                )
             if not f.is_file():
-                raise CacheError(f"{where}: shard {f.name} is missing; rerun the build to rebuild it, or {hint}")
+                raise CacheError(
+                    f"{where}: shard {f.name} is missing; rerun the build to rebuild it, or {hint}"
+                )
             if f.stat().st_size != shard["bytes"]:
                 raise CacheError(
                     f"{where}: shard {f.name} is truncated or corrupt ({f.stat().st_size} bytes, index says "
@@ -458,7 +514,9 @@ class TeacherCache:
                 )
             expected = int(shard["stop"])
         if expected != self.num_samples:
-            raise CacheError(f"{where}: the shards cover samples 0..{expected - 1}, not 0..{self.num_samples - 1}; {hint}")
+            raise CacheError(
+                f"{where}: the shards cover samples 0..{expected - 1}, not 0..{self.num_samples - 1}; {hint}"
+            )
 
     def verify(self, deep: bool = False) -> None:
         """Check every shard's sha256 against the index (``deep``: also shapes and finite values)."""
@@ -529,13 +587,19 @@ class TeacherCache:
         try:
             reader = self._pool.get(self.path / str(shard["file"]))
         except CacheError as exc:
-            raise CacheError(f"{self._where()}: {exc}; rerun the build to rebuild it, or {rebuild_hint(self.teacher_name)}") from None
+            raise CacheError(
+                f"{self._where()}: {exc}; rerun the build to rebuild it, or {rebuild_hint(self.teacher_name)}"
+            ) from None
         if i not in self._opened:
             try:
                 meta = json.loads(reader.metadata.get("kgkd_shard", "{}"))
             except ValueError:
                 meta = {}
-            if (meta.get("fingerprint"), meta.get("start"), meta.get("stop")) != (self.fingerprint, shard["start"], shard["stop"]):
+            if (meta.get("fingerprint"), meta.get("start"), meta.get("stop")) != (
+                self.fingerprint,
+                shard["start"],
+                shard["stop"],
+            ):
                 raise CacheError(
                     f"{self._where()}: shard {shard['file']} in {self.path} belongs to another build "
                     f"(its header: {meta or 'none'}); rerun the build to rebuild it, or {rebuild_hint(self.teacher_name)}"
@@ -543,7 +607,9 @@ class TeacherCache:
             rows = shard["stop"] - shard["start"]
             for key in self._keys():
                 if key not in reader.layout or reader.shape(key)[0] != rows:
-                    raise CacheError(f"{self._where()}: shard {shard['file']} lacks '{key}' for {rows} rows; {rebuild_hint(self.teacher_name)}")
+                    raise CacheError(
+                        f"{self._where()}: shard {shard['file']} lacks '{key}' for {rows} rows; {rebuild_hint(self.teacher_name)}"
+                    )
             self._opened.add(i)
         return reader
 
@@ -596,7 +662,9 @@ class TeacherCache:
         if not self.is_sharded:
             yield 0, self.num_samples, self.tensors
             return
-        for i, shard in enumerate(tqdm(self.shards, disable=not show_progress, desc="shards", leave=False)):
+        for i, shard in enumerate(
+            tqdm(self.shards, disable=not show_progress, desc="shards", leave=False)
+        ):
             reader = self._reader(i)
             yield shard["start"], shard["stop"], {k: reader.read_all(k) for k in self._keys()}
 
