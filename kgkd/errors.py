@@ -72,3 +72,16 @@ class CacheError(DistillError):
 # --- signals ---------------------------------------------------------------
 class SignalError(KGKDError):
     """Teacher weights / alignment signals cannot be fitted or predicted."""
+
+
+# --- outputs ---------------------------------------------------------------
+class OutputExistsError(KGKDError):
+    """An output folder already holds files kgkd would replace (pass --overwrite or pick another)."""
+
+
+class ConfigValueError(ConfigError):
+    """A config error about one dotted key; ``key`` lets the loader say where the value came from."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key

@@ -3,22 +3,25 @@
 Each group lives in its own module (``kgkd/cli/<group>.py``) exposing
 ``register(subparsers)``, which adds its parser and sets ``func`` on the
 parsed namespace. ``main`` turns any ``KGKDError`` into one clear line on
-stderr and exit code 2, never a traceback.
+stderr and exit code 2, and Ctrl-C into one line saying what was (not) written
+and exit code 130 — never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from kgkd import __version__
 from kgkd.errors import KGKDError
 from kgkd.utils.logging import configure_logging
 
 #: Subcommand modules, in the order ``kgkd --help`` lists them.
-GROUPS: tuple[str, ...] = ("run", "demo", "graph", "data", "teachers", "signals", "distill", "predict", "eval")
+GROUPS: tuple[str, ...] = ("run", "demo", "graph", "data", "teachers", "signals", "distill", "predict", "export", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,19 +50,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+
+def interrupted_message() -> str:
+    """The one line printed on Ctrl-C: what was removed, what finished and was kept."""
+    from kgkd.utils.io import pop_cleanup_notes, written_files
+
+    notes = pop_cleanup_notes()
+    kept = written_files()
+    parts = notes or ([] if kept else ["nothing was written"])
+    if kept:
+        parts.append(f"finished files were kept ({len(kept)}, last: {kept[-1]})")
+    return "kgkd: interrupted; " + "; ".join(parts)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals cannot be changed here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kgkd`` script; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 1
-    configure_logging(-1 if args.quiet else args.verbose)
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 1
+        configure_logging(-1 if args.quiet else args.verbose)
+        from kgkd.utils.io import forget_written, pop_cleanup_notes
+
+        pop_cleanup_notes()  # notes of an earlier command in this process are not this one's
+        forget_written()
         result = args.func(args)
     except KGKDError as exc:
         print(f"kgkd: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        with _sigint_ignored():  # a second Ctrl-C must not print a traceback now
+            print(interrupted_message(), file=sys.stderr)
+        return EXIT_INTERRUPTED
     return int(result or 0)
 
 

@@ -18,12 +18,13 @@ macro-F1 printed at the end, ``OUT/history.json`` and ``OUT/logs/*.csv`` the tra
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from kgkd.errors import CacheError, ConfigError
+from kgkd.utils.suggest import suggestion
 
 EPILOG = """\
 teacher weights (--weights):
@@ -43,14 +44,103 @@ example (two sites, digits):
 
 
 # --------------------------------------------------------------------------- helpers
-def import_caches(paths: list[Path], transfer: Any) -> list[Any]:
+#: Names kgkd would accept back on a command line (ASCII letters, digits, ``_.-``).
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def read_cache_header(path: Path) -> tuple[dict[str, Any] | None, int | None]:
+    """``(kgkd header, expected file size)`` of a cache file, from its safetensors JSON header alone.
+
+    Works on a file whose tensor data is cut off (the size then exceeds the file's); each is
+    None when the header is unreadable.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            if not 0 < size <= 100_000_000:
+                return None, None
+            raw = json.loads(fh.read(size).decode("utf-8"))
+        ends = [int(v["data_offsets"][1]) for k, v in raw.items() if k != "__metadata__"]
+        expected = 8 + size + max(ends, default=0)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+        return None, None
+    try:
+        header = json.loads((raw.get("__metadata__") or {})["kgkd_cache"])
+    except (ValueError, KeyError, TypeError):
+        return None, expected
+    return (header if isinstance(header, dict) else None), expected
+
+
+def recreate_command(path: Path, args: argparse.Namespace, header: dict[str, Any] | None) -> str:
+    """The `kgkd teachers cache` command that recreates ``path`` on this transfer set.
+
+    The teacher comes from the file's own header, never guessed from its name; a name
+    kgkd would refuse (non-ASCII, spaces) is never suggested back: TEACHER stands in.
+    """
+    teacher = str((header or {}).get("teacher", ""))
+    known = bool(_SAFE_NAME.fullmatch(teacher))
+    domain = args.domain if _SAFE_NAME.fullmatch(str(args.domain)) else "DOMAIN"
+    parts = ["kgkd teachers cache", f"--teacher {teacher if known else 'TEACHER'}", f"--domain {domain}"]
+    if args.split != "train":
+        parts.append(f"--split {args.split}")
+    if args.limit is not None:
+        parts.append(f"--limit {args.limit}")
+    if header:
+        length = re.search(r"max_length=(\d+)", str(header.get("preprocessing", "")))
+        if length and length.group(1) != "64":
+            parts.append(f"--max-length {length.group(1)}")
+        if header.get("dtype") == "fp32":
+            parts.append("--dtype fp32")
+        if header.get("top_k"):
+            parts.append(f"--top-k {int(header['top_k'])}")
+        features = [f for f in header.get("feature_shapes") or {} if _SAFE_NAME.fullmatch(str(f))]
+        if features:
+            parts.append("--features " + " ".join(features))
+    parts.append(f"--out {path}")
+    command = " ".join(parts)
+    if not known:
+        command += " (TEACHER: the file's header does not name a usable teacher; ask the exporting site)"
+    if args.data_seed != 0:
+        command += f" (the exporting site must use data seed {args.data_seed}, as this distil run does)"
+    return command
+
+
+def _open_export(path: Path, transfer: Any, args: argparse.Namespace) -> Any:
+    """``TeacherCache.import_`` with a damaged file's error naming the command that recreates it."""
+    from kgkd.distill.cache import TeacherCache
+
+    if not path.is_file():  # TeacherCache says what is wrong with a missing path
+        return TeacherCache.import_(path, expected_num_samples=len(transfer))
+    header, expected = read_cache_header(path)
+    size = path.stat().st_size
+    if expected is None or size < expected:
+        detail = "unreadable header" if expected is None else f"{size} of {expected} bytes"
+        raise CacheError(
+            f"--cache {path} is truncated or corrupt ({detail}); recreate it at the exporting site with: "
+            f"{recreate_command(path, args, header)}"
+        )
+    if header is None:
+        raise CacheError(
+            f"--cache {path} is a safetensors file without a kgkd cache header; recreate it with: "
+            f"{recreate_command(path, args, None)}"
+        )
+    try:
+        return TeacherCache.import_(path, expected_num_samples=len(transfer))
+    except CacheError as exc:
+        raise CacheError(f"{exc}; to recreate {path} on this transfer set: {recreate_command(path, args, header)}") from None
+
+
+def import_caches(paths: list[Path], transfer: Any, args: argparse.Namespace | None = None) -> list[Any]:
     """Open each exported cache and check it was made on ``transfer`` (count and fingerprint)."""
     from kgkd.distill.cache import TeacherCache
 
     caches, seen = [], {}
     fingerprint = transfer.fingerprint()
     for path in paths:
-        cache = TeacherCache.import_(path, expected_num_samples=len(transfer))
+        if args is not None:
+            cache = _open_export(Path(path), transfer, args)
+        else:
+            cache = TeacherCache.import_(path, expected_num_samples=len(transfer))
         made_on = cache.header.get("dataset_fingerprint")
         if made_on is not None and made_on != fingerprint:
             raise CacheError(
@@ -93,8 +183,7 @@ def teacher_weights(spec: str, names: list[str]) -> Any:
         )
     for key in values:
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = suggestion(key, names)
             raise ConfigError(
                 f"--weights {path}: '{key}' is not a teacher of the cache files {names}.{hint}"
             )
@@ -198,12 +287,13 @@ def _distill(args: argparse.Namespace) -> int:
     from kgkd.distill.engine import DistillationEngine
     from kgkd.distill.losses import build_loss
     from kgkd.labels import LabelMap
-    from kgkd.utils.io import atomic_write_json
+    from kgkd.utils.io import atomic_write_json, check_output_dir, staged_output_dir
 
     cfg = engine_config(args)  # config errors first, before any data is read
+    out: Path = check_output_dir(args.out, args.overwrite)  # an earlier student is never replaced silently
     spec = get_spec(args.domain)
     transfer = load_domain(args.domain, args.split, limit=args.limit, seed=args.data_seed)
-    caches = import_caches(args.cache, transfer)
+    caches = import_caches(args.cache, transfer, args)
     names = [c.teacher_name for c in caches]
     labels = tuple(spec.label_names)
     maps = [
@@ -226,20 +316,21 @@ def _distill(args: argparse.Namespace) -> int:
     test = MultiDomainDataset(
         eval_domains, args.eval_split, limit=args.eval_limit, seed=args.data_seed
     )
-    out: Path = args.out
-    engine = DistillationEngine(
-        student, [CachedTeacher(c) for c in caches], build_loss("combined"), weighting, cfg, maps,
-        callbacks=[CSVLogger(out / "logs")],
-    )  # fmt: skip
     print(f"distilling {len(caches)} teacher(s) {names} into a {args.student} student "
           f"on {transfer!r}{' without labels' if args.unlabelled else ''}")  # fmt: skip
-    history = engine.fit(Unlabelled(transfer) if args.unlabelled else transfer, collate_fn=collate)
-    metrics = engine.evaluate(test, collate, domain_names=eval_domains)["student"]
-    engine.student.cpu().eval().save_pretrained(out / "student")
-    history.save(out / "history.json")
-    atomic_write_json(
-        out / "metrics.json", {"split": args.eval_split, "teachers": names, "student": metrics}
-    )
+    # everything goes to a hidden folder next to OUT, moved in only when complete
+    with staged_output_dir(out, args.overwrite) as stage:
+        engine = DistillationEngine(
+            student, [CachedTeacher(c) for c in caches], build_loss("combined"), weighting, cfg, maps,
+            callbacks=[CSVLogger(stage / "logs")],
+        )  # fmt: skip
+        history = engine.fit(Unlabelled(transfer) if args.unlabelled else transfer, collate_fn=collate)
+        metrics = engine.evaluate(test, collate, domain_names=eval_domains)["student"]
+        engine.student.cpu().eval().save_pretrained(stage / "student")
+        history.save(stage / "history.json")
+        atomic_write_json(
+            stage / "metrics.json", {"split": args.eval_split, "teachers": names, "student": metrics}
+        )
     print(f"student accuracy on the {args.eval_split} split:")
     print_metrics(metrics, eval_domains)
     print(
@@ -360,7 +451,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         required=True,
         metavar="DIR",
-        help="output folder: student/, metrics.json, history.json, logs/",
+        help="output folder: student/, metrics.json, history.json, logs/ (must be new or empty)",
+    )
+    ev.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace kgkd's outputs (student/, metrics.json, history.json, logs/) in an existing --out "
+        "folder; the folder's other files are kept. Without it a non-empty --out is refused",
     )
     ev.add_argument(
         "--eval-domain",

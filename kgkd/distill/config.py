@@ -9,7 +9,6 @@ and out-of-range values raise :class:`~kgkd.errors.ConfigError` naming the key
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import types
 import typing
@@ -19,6 +18,7 @@ from typing import Any
 
 from kgkd.distill.schedules import SCHEDULES
 from kgkd.errors import ConfigError
+from kgkd.utils.suggest import suggestion
 
 _OPTIMIZERS = ("adamw", "sgd")
 _SCHEDULERS = ("cosine", "linear", "constant")
@@ -109,13 +109,7 @@ class EngineConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         for key in data:
             if key not in names:
-                alias = _ALIASES.get(str(key).lower())
-                close = (
-                    [alias]
-                    if alias
-                    else difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
-                )
-                hint = f" Did you mean '{close[0]}'?" if close else ""
+                hint = suggestion(key, names, _ALIASES, cutoff=0.5)
                 raise ConfigError(
                     f"unknown engine config key '{key}'.{hint} Valid keys: {', '.join(names)}"
                 )
@@ -205,8 +199,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        hint = suggestion(value, choices)
         raise ConfigError(f"engine config {key}='{value}' is not one of {list(choices)}.{hint}")
 
 

@@ -9,7 +9,6 @@ so nothing assumes text-shaped tensors (TextBrewer #44).
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kgkd.errors import ConfigError, DistillError
+from kgkd.utils.suggest import suggestion
 from kgkd.utils.registry import Registry
 
 Shape = tuple[int, ...]
@@ -140,8 +140,7 @@ def build_projector(
     ]
     for key in kwargs:
         if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = suggestion(key, accepted)
             raise ConfigError(
                 f"projector '{kind}' has no option '{key}'.{hint} Accepted: {', '.join(accepted) or '(none)'}"
             )

@@ -11,13 +11,13 @@ targets late) and for α (the KD vs. task-loss weight). Every schedule holds
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from kgkd.errors import ConfigError
+from kgkd.utils.suggest import suggestion
 from kgkd.utils.registry import Registry
 
 #: Schedule classes by name: ``constant``, ``linear``, ``cosine``.
@@ -101,8 +101,7 @@ def build_schedule(spec: float | Schedule | Mapping[str, Any], what: str = "sche
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     for key in options:
         if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = suggestion(key, accepted)
             raise ConfigError(
                 f"{what}: schedule '{name}' has no option '{key}'.{hint} Accepted: {', '.join(accepted)}"
             )

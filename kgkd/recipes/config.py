@@ -15,8 +15,8 @@ Shipped configs live in ``kgkd/recipes/configs/`` and are resolved by name
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -26,7 +26,8 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
-from kgkd.errors import ConfigError
+from kgkd.errors import ConfigError, ConfigValueError
+from kgkd.utils.suggest import suggestion
 
 __all__ = [
     "CONFIG_DIR",
@@ -52,6 +53,12 @@ __all__ = [
 
 #: Folder of the configs shipped with kgkd.
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+#: Other spellings of recipe config keys (did-you-mean only; a key is never silently renamed).
+_KEY_ALIASES = {
+    "output_dir": "dir", "out": "dir", "path": "dir", "sources": "source_domains", "targets": "target_domains",
+    "held_out": "target_domains", "teachers": "names", "model": "kind", "encoder_name": "encoder",
+}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- sections
@@ -183,11 +190,16 @@ class DistillConfig:
 
 @dataclass
 class OutputConfig:
-    """Where the run writes its student, metrics, plots and graph."""
+    """Where the run writes its student, metrics, plots and graph.
+
+    ``dir`` must be new or empty; ``overwrite`` lets a run replace kgkd's own outputs in
+    it (the folder's other files are kept).
+    """
 
     dir: str = "runs/{name}"
     plots: bool = True
     show_progress: bool = True
+    overwrite: bool = False
 
 
 @dataclass
@@ -242,7 +254,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{key}' must be a mapping of {tp.__name__} settings, got {_describe(value)}")
+            raise ConfigValueError(f"config key '{key}' must be a mapping of {tp.__name__} settings, got {_describe(value)}", key)
         return _build(tp, value, key)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
@@ -256,38 +268,37 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {_describe(value)}")
+        raise ConfigValueError(f"config key '{key}' must be {_type_name(tp)}, got {_describe(value)}", key)
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"config key '{key}' must be one of {list(allowed)}, got {value!r}.{hint}")
+            hint = suggestion(value, allowed)
+            raise ConfigValueError(f"config key '{key}' must be one of {list(allowed)}, got {value!r}.{hint}", key)
         return value
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"config key '{key}' must be a list ({_type_name(tp)}), got {_describe(value)}")
+            raise ConfigValueError(f"config key '{key}' must be a list ({_type_name(tp)}), got {_describe(value)}", key)
         (item_tp,) = typing.get_args(tp) or (Any,)
         return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{key}' must be a mapping, got {_describe(value)}")
+            raise ConfigValueError(f"config key '{key}' must be a mapping, got {_describe(value)}", key)
         return dict(value)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"config key '{key}' must be true or false, got {_describe(value)}")
+            raise ConfigValueError(f"config key '{key}' must be true or false, got {_describe(value)}", key)
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config key '{key}' must be an integer, got {_describe(value)}")
+            raise ConfigValueError(f"config key '{key}' must be an integer, got {_describe(value)}", key)
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"config key '{key}' must be a number, got {_describe(value)}")
+            raise ConfigValueError(f"config key '{key}' must be a number, got {_describe(value)}", key)
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"config key '{key}' must be a string, got {_describe(value)}")
+            raise ConfigValueError(f"config key '{key}' must be a string, got {_describe(value)}", key)
         return value
     raise ConfigError(f"config key '{key}' has an unsupported type {_type_name(tp)}")  # pragma: no cover
 
@@ -300,11 +311,11 @@ def _build(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
-            hint = f" Did you mean '{prefix + '.' if prefix else ''}{close[0]}'?" if close else ""
-            raise ConfigError(
+            hint = suggestion(key, names, _KEY_ALIASES, cutoff=0.5, prefix=f"{prefix}." if prefix else "")
+            raise ConfigValueError(
                 f"unknown config key '{dotted}'.{hint} Valid keys"
-                f"{' under ' + repr(prefix) if prefix else ''}: {', '.join(names)}"
+                f"{' under ' + repr(prefix) if prefix else ''}: {', '.join(names)}",
+                dotted,
             )
         kwargs[key] = _coerce(value, hints[key], dotted)
     return cls(**kwargs)
@@ -320,7 +331,26 @@ def config_from_dict(data: Mapping[str, Any], *, check_engine: bool = True) -> R
             cfg.distill.engine_config()
         except ImportError:  # engine not installed: checked again when the run starts
             pass
+        except ConfigError as exc:
+            raise ConfigValueError(str(exc), _engine_culprit(cfg.distill.engine)) from None
     return cfg
+
+
+def _engine_culprit(engine: Mapping[str, Any]) -> str:
+    """The dotted key of the ``distill.engine`` option that makes it invalid (the section if several)."""
+    from kgkd.distill.config import EngineConfig
+
+    names = {f.name for f in dataclasses.fields(EngineConfig)}
+    for key in engine:
+        if key not in names:
+            return f"distill.engine.{key}"
+    for key in engine:  # the one option whose removal makes the rest valid
+        try:
+            EngineConfig.from_dict({k: v for k, v in engine.items() if k != key})
+        except ConfigError:
+            continue
+        return f"distill.engine.{key}"
+    return "distill.engine"
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
@@ -379,8 +409,7 @@ def resolve_config_path(name_or_path: str | os.PathLike[str]) -> Path:
     shipped = CONFIG_DIR / f"{text}.yaml"
     if shipped.is_file():
         return shipped
-    close = difflib.get_close_matches(text, list_configs(), n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
+    hint = suggestion(text, list_configs())
     raise ConfigError(
         f"unknown config '{text}'.{hint} Give a shipped name ({', '.join(list_configs())}) or a .yaml path"
     )
@@ -413,6 +442,7 @@ def load_config(
     ``KGKD_QUICK=1``) → ``--set`` overrides. The ``smoke:`` block is a partial config
     shrinking the run to seconds (what the test suite and notebooks' small mode use).
     """
+    origins: dict[str, str] = {}  # dotted key → where its value came from (for error messages)
     if isinstance(name_or_path, Mapping):
         data = _deep_copy(name_or_path)
         source = "<mapping>"
@@ -420,7 +450,11 @@ def load_config(
         path = resolve_config_path(name_or_path)
         source = str(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file '{path}' is not UTF-8 text (byte {exc.start}); save it as UTF-8 YAML") from None
+        try:
+            data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark is not None else ""
@@ -429,15 +463,56 @@ def load_config(
             data = {}
         if not isinstance(data, dict):
             raise ConfigError(f"config file '{path}' must hold a mapping of sections, got {type(data).__name__}")
+        origins = {k: f"config file '{path}' line {n}" for k, n in _yaml_key_lines(text).items()}
     use_smoke = smoke_enabled() if smoke is None else smoke
     smoke_block = data.get("smoke") or {}
     if use_smoke and isinstance(smoke_block, Mapping):
         deep_merge(data, smoke_block)
+        for key, where in list(origins.items()):
+            if key.startswith("smoke."):
+                origins[key[len("smoke.") :]] = f"{where} (smoke: block)"
     apply_overrides(data, overrides)
+    for text_ in overrides:
+        dotted = ".".join(parse_override(text_)[0])
+        origins = {k: v for k, v in origins.items() if not k.startswith(dotted + ".")}
+        origins[dotted] = f"--set {text_}"
     try:
         return config_from_dict(data)
     except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        where = _origin(origins, getattr(exc, "key", None)) or source
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _yaml_key_lines(text: str) -> dict[str, int]:
+    """Dotted key → 1-based line of that key in the YAML ``text`` (empty when it does not compose)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[str, int] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    dotted = f"{prefix}.{key.value}" if prefix else str(key.value)
+                    lines[dotted] = key.start_mark.line + 1
+                    walk(value, dotted)
+
+    walk(root, "")
+    return lines
+
+
+def _origin(origins: Mapping[str, str], key: str | None) -> str | None:
+    """Where the value of dotted ``key`` (or its nearest parent) came from."""
+    if not key:
+        return None
+    parts = re.sub(r"\[\d+\]", "", key).split(".")
+    for n in range(len(parts), 0, -1):
+        where = origins.get(".".join(parts[:n]))
+        if where is not None:
+            return where
+    return None
 
 
 def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:

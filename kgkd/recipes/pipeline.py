@@ -31,10 +31,11 @@ from kgkd.errors import ConfigError
 from kgkd.labels import LabelMap
 from kgkd.paths import cache_dir, graphs_dir
 from kgkd.recipes.config import RecipeConfig, config_to_dict, load_config
-from kgkd.utils.io import atomic_write_json
+from kgkd.utils.io import atomic_write_json, check_output_dir, staged_output_dir
 from kgkd.utils.logging import get_logger
 from kgkd.utils.registry import Registry
 from kgkd.utils.seed import seed_everything
+from kgkd.utils.suggest import suggestion
 
 log = get_logger(__name__)
 
@@ -201,6 +202,8 @@ class Workspace:
     weight_table: Tensor | None = None  # [D, T] for ``domains``
     student: Any = None
     history: Any = None
+    metrics: dict[str, Any] = field(default_factory=dict)  # what metrics.json holds, once written
+    weights: dict[str, dict[str, float]] = field(default_factory=dict)  # {domain: {teacher: w}}
 
 
 # --------------------------------------------------------------------------- stages
@@ -254,18 +257,12 @@ def _check_domains(kg: Any, cfg: RecipeConfig) -> list[str]:
     known = {d.name for d in kg.domains()}
     for d in domains:
         if d not in known:
-            import difflib
-
-            close = difflib.get_close_matches(d, sorted(known), n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = suggestion(d, sorted(known))
             raise ConfigError(f"data: domain '{d}' is not in the graph {kg.source}.{hint} Graph domains: {', '.join(sorted(known))}")
     teachers = {t.name for t in kg.teachers()}
     for t in cfg.teachers.names:
         if t not in teachers:
-            import difflib
-
-            close = difflib.get_close_matches(t, sorted(teachers), n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = suggestion(t, sorted(teachers))
             raise ConfigError(f"teachers.names: '{t}' is not a teacher of the graph.{hint} Graph teachers: {', '.join(sorted(teachers))}")
     if not cfg.teachers.names:
         raise ConfigError("teachers.names is empty; list the graph teachers to distil from")
@@ -455,13 +452,14 @@ def signal_options(cfg: RecipeConfig) -> dict[str, Any]:
 def method(ws: Workspace, name: str, target: str | None = None) -> Any:
     """The weighting method ``name`` fitted on the source domains' validation outputs (memoised).
 
-    ``kg`` is the run's own fitted signals; the oracle is fitted per ``target`` domain.
+    ``kg_gnn`` is the run's own fitted GNN signals; ``kg`` (the safe default) and every
+    other method are fitted here; the oracle is fitted per ``target`` domain.
     """
     from kgkd.recipes.weightings import FittedKG, fit_method
 
     key = f"{name}@{target}" if name == "oracle" else name
     if key not in ws.methods:
-        if name == "kg":
+        if name == "kg_gnn":
             ws.methods[key] = FittedKG(ws.signals)
         else:
             options = {k: v for k, v in signal_options(ws.cfg).items() if not (name == "no_graph" and k == "encoder")}
@@ -474,7 +472,7 @@ def method(ws: Workspace, name: str, target: str | None = None) -> Any:
 
 def make_weighting(name: str, ws: Workspace) -> Any:
     """The engine's ``TeacherWeighting`` for method ``name`` over ``ws.domains``."""
-    if name == "kg":
+    if name == "kg_gnn":
         return ws.signals.as_weighting(ws.domains, ws.label_maps)
     from kgkd.recipes.weightings import MethodWeighting
 
@@ -533,11 +531,12 @@ def evaluate(ws: Workspace) -> dict[str, Any]:
     stacked = torch.stack(probs, dim=1)  # [N, T, C]
     ensembles: dict[str, dict[str, Any]] = {}
     for name in ["kg", *[b for b in ws.cfg.signals.baselines if b != "kg"]]:
-        weights = torch.zeros(stacked.shape[:2])
+        mixture = torch.zeros(stacked.shape[0], stacked.shape[2])
         for i, d in enumerate(ws.domains):
             rows = domains == i
-            weights[rows] = method(ws, name, target=d).sample_weights(d, stacked[rows]).float()
-        preds = (weights.unsqueeze(-1) * stacked).sum(1).argmax(-1)
+            if bool(rows.any()):
+                mixture[rows] = method(ws, name, target=d).mixture(d, stacked[rows]).float()
+        preds = mixture.argmax(-1)
         ensembles[name] = per_domain_metrics(preds, labels, domains, ws.domains)
     singles = {t: per_domain_metrics(p.argmax(-1), labels, domains, ws.domains) for t, p in zip(names, probs)}
     report: dict[str, Any] = {}
@@ -570,11 +569,12 @@ def _mean_acc(entries: dict[str, Any], roles: set[str], key: str, sub: str | Non
 
 # --------------------------------------------------------------------------- orchestration
 def run_config(cfg: RecipeConfig) -> RecipeResult:
-    """Run the whole pipeline for ``cfg``; write the output folder; return the result."""
-    from kgkd.recipes import report
+    """Run the whole pipeline for ``cfg``; write the output folder; return the result.
 
-    out = cfg.output_dir()
-    out.mkdir(parents=True, exist_ok=True)
+    The output folder must be new or empty unless ``output.overwrite``; it is checked before
+    any work and filled only when every output is written (see ``staged_output_dir``).
+    """
+    out = check_output_dir(cfg.output_dir(), cfg.output.overwrite, "--overwrite (output.overwrite=true)")
     ws = Workspace(cfg=cfg, out=out, show_progress=cfg.output.show_progress)
     seed_everything(cfg.seed)
     clock = Stopwatch()
@@ -598,13 +598,28 @@ def run_config(cfg: RecipeConfig) -> RecipeResult:
         distil(ws)
     with clock.stage("evaluate", "evaluating per domain"):
         evaluation = evaluate(ws)
-        student_dir = ws.student.save_pretrained(out / "student")
-        atomic_write_json(student_dir / "kgkd_recipe.json", {
-            "recipe": cfg.recipe, "name": cfg.name, "modality": ws.modality, "domains": ws.domains,
-            "held_out": ws.held_out, "label_set": ws.label_set, "label_names": list(ws.student_labels),
-            "max_length": cfg.data.max_length, "image_size": cfg.data.image_size, "graph": "graph.ttl",
-        })  # fmt: skip
-        ws.kg.serialize(student_dir / "graph.ttl")  # the student folder is self-contained
+    # outputs go to a hidden folder next to ``out`` and move in only when all are written
+    with staged_output_dir(out, cfg.output.overwrite, "--overwrite (output.overwrite=true)") as stage:
+        ws.out = stage
+        files = _write_outputs(ws, evaluation, clock, total)
+    ws.out = out
+    files = {k: out / p.relative_to(stage) for k, p in files.items()}
+    log.info("run '%s' finished in %.1fs; outputs in %s", cfg.name, clock.timings["total"], out)
+    return RecipeResult(cfg, out, files["student"], ws.metrics, ws.weights, clock.timings, files)
+
+
+def _write_outputs(ws: Workspace, evaluation: dict[str, Any], clock: Stopwatch, total: float) -> dict[str, Path]:
+    """Save the student, ``metrics.json``, plots and weighted graph into ``ws.out``; return their paths."""
+    from kgkd.recipes import report
+
+    cfg, out = ws.cfg, ws.out
+    student_dir = ws.student.save_pretrained(out / "student")
+    atomic_write_json(student_dir / "kgkd_recipe.json", {
+        "recipe": cfg.recipe, "name": cfg.name, "modality": ws.modality, "domains": ws.domains,
+        "held_out": ws.held_out, "label_set": ws.label_set, "label_names": list(ws.student_labels),
+        "max_length": cfg.data.max_length, "image_size": cfg.data.image_size, "graph": "graph.ttl",
+    })  # fmt: skip
+    ws.kg.serialize(student_dir / "graph.ttl")  # the student folder is self-contained
     names = [t.name for t in ws.teachers]
     assert ws.weight_table is not None
     weights = {d: {t: round(float(ws.weight_table[i, j]), 6) for j, t in enumerate(names)} for i, d in enumerate(ws.domains)}
@@ -629,10 +644,11 @@ def run_config(cfg: RecipeConfig) -> RecipeResult:
         "timings": clock.timings,
         "config": config_to_dict(cfg),
     }
+    ws.metrics, ws.weights = metrics, weights
     files = report.write_run_outputs(ws, metrics)
     files["student"] = student_dir
-    log.info("run '%s' finished in %.1fs; outputs in %s", cfg.name, clock.timings["total"], out)
-    return RecipeResult(cfg, out, student_dir, metrics, weights, clock.timings, files)
+    return files
+
 
 
 #: Recipe name (``recipe:`` key of a config) → its ``run`` function; recipe modules register here.

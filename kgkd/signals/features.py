@@ -95,10 +95,18 @@ class TextEmbedder:
             f = self.cache / f"{self.key(text)}.safetensors"
             if f.is_file():
                 try:
-                    result[i] = load_file(str(f))["embedding"]
-                    continue
+                    cached = load_file(str(f))["embedding"]
                 except Exception:  # noqa: BLE001 - a truncated cache file is recomputed, never trusted
-                    log.warning("ignoring unreadable text-embedding cache file %s", f)
+                    log.warning("ignoring unreadable text-embedding cache file %s; recomputing it", f)
+                else:
+                    if tuple(cached.shape) != (TEXT_DIM,):
+                        log.warning("text-embedding cache file %s has shape %s, not [%d]; recomputing it",
+                                    f, list(cached.shape), TEXT_DIM)  # fmt: skip
+                    elif not bool(torch.isfinite(cached).all()):
+                        log.warning("text-embedding cache file %s holds NaN/inf; recomputing it", f)
+                    else:
+                        result[i] = cached.float()
+                        continue
             missing.append(i)
         if missing:
             fresh = self._encode([texts[i] for i in missing])

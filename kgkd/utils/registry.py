@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 from kgkd.errors import ConfigError
+from kgkd.utils.suggest import did_you_mean, suggestion
+
+__all__ = ["Registry", "did_you_mean", "suggestion"]
 
 T = TypeVar("T")
 
@@ -21,8 +23,9 @@ class Registry(Generic[T]):
     True
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, aliases: Mapping[str, str] | None = None) -> None:
         self.kind = kind
+        self.aliases = dict(aliases or {})  # other spellings → registered name, for did-you-mean only
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -41,8 +44,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            close = difflib.get_close_matches(name, list(self._items), n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = suggestion(name, self._items, self.aliases)
             raise ConfigError(
                 f"unknown {self.kind} '{name}'.{hint} Available: {', '.join(sorted(self._items))}"
             ) from None

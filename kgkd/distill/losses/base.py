@@ -7,7 +7,6 @@ Tensor[B]`` so that wrappers (``combined``, ``per_task``) can mix them per sampl
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +16,7 @@ from torch import Tensor, nn
 
 from kgkd.distill.context import LossContext
 from kgkd.errors import ConfigError, DistillError
+from kgkd.utils.suggest import suggestion
 from kgkd.utils.registry import Registry
 
 #: Losses by name: ``LOSSES.get("kd")`` → class; build one with :func:`build_loss`.
@@ -71,8 +71,7 @@ def check_kwargs(name: str, cls: type, kwargs: Mapping[str, Any]) -> None:
     accepted = [p for p in params if p != "self"]
     for key in kwargs:
         if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            hint = suggestion(key, accepted)
             raise ConfigError(
                 f"loss '{name}' has no option '{key}'.{hint} "
                 f"Accepted options: {', '.join(accepted) or '(none)'}"
