@@ -359,8 +359,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         action="append",
         required=True,
-        metavar="FILE",
-        help="a teacher-output file from `kgkd teachers cache --out FILE` (repeat per teacher)",
+        metavar="PATH",
+        help="a teacher-output cache folder (or .safetensors file) from `kgkd teachers cache --out PATH` "
+        "(repeat per teacher)",
     )
     src.add_argument(
         "--domain", required=True, help="domain of the transfer set the files were made on"
