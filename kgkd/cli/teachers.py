@@ -4,9 +4,10 @@
   — fine-tune MiniLM (text) or train a DigitCNN (images); saves ``teacher_<NAME>``.
 * ``kgkd teachers list`` — every teacher name kgkd can resolve and whether it is ready.
 * ``kgkd teachers eval --teacher teacher_amazon [--domain NAME --split val --limit N]`` — accuracy.
-* ``kgkd teachers cache --teacher teacher_amazon --domain yelp [--split train --out FILE]`` — run a
-  teacher once over a split and store its logits/features: the file a site hands over instead of
-  its data or weights.
+* ``kgkd teachers cache --teacher teacher_amazon --domain yelp [--split train --out DIR]`` — run a
+  teacher once over a split and store its logits/features in a sharded cache folder: what a site
+  hands over instead of its data or weights. Resumable; ``torchrun --nproc_per_node=K -m kgkd
+  teachers cache ...`` splits the shards over K ranks.
 """
 
 from __future__ import annotations
@@ -80,21 +81,29 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
+    """Build (or finish) a teacher cache; under ``torchrun`` every rank builds its share of the shards."""
     from kgkd.data import load_domain
     from kgkd.distill.cache import TeacherCache, default_cache_path
+    from kgkd.distill.distributed import cleanup, init_distributed
     from kgkd.models.loading import load_teacher
 
-    teacher = load_teacher(args.teacher, args.root)
-    dataset = load_domain(args.domain, args.split, limit=args.limit)
-    collate = teacher.collator(max_length=args.max_length, image_size=28)  # the model's own tokenizer/transform
-    preprocessing = f"own collator max_length={args.max_length}" if teacher.modality == "text" else "digits 28x28"
-    out = args.out or default_cache_path(teacher.name, f"{args.domain}_{args.split}")
-    cache = TeacherCache.get_or_build(
-        teacher, dataset, collate, path=out, preprocessing=preprocessing,
-        batch_size=args.batch_size, features=args.features or list(teacher.feature_names),
-        dtype=args.dtype, top_k=args.top_k,
-    )  # fmt: skip
-    print(f"{cache!r} -> {out}")
+    ctx = init_distributed("cpu" if args.device == "cpu" else "auto")  # one process unless torchrun started us
+    try:
+        teacher = load_teacher(args.teacher, args.root)
+        dataset = load_domain(args.domain, args.split, limit=args.limit)
+        collate = teacher.collator(max_length=args.max_length, image_size=28)  # the model's own tokenizer/transform
+        preprocessing = f"own collator max_length={args.max_length}" if teacher.modality == "text" else "digits 28x28"
+        out = args.out or default_cache_path(teacher.name, f"{args.domain}_{args.split}")
+        cache = TeacherCache.get_or_build(
+            teacher, dataset, collate, path=out, preprocessing=preprocessing,
+            batch_size=args.batch_size, features=args.features or list(teacher.feature_names),
+            dtype=args.dtype, top_k=args.top_k, shard_size=args.shard_size,
+            dist_ctx=ctx if ctx.is_distributed else None, device=ctx.device,
+        )  # fmt: skip
+        if ctx.is_main:
+            print(f"{cache!r} -> {out}")
+    finally:
+        cleanup(ctx)
     return 0
 
 
@@ -185,7 +194,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cache.add_argument("--max-length", type=int, default=64, help="token limit for text (default 64)")
     cache.add_argument("--batch-size", type=int, default=64, help="inference batch size (default 64)")
     cache.add_argument("--out", type=Path, default=None,
-                       help="cache file (default <cache>/teacher_outputs/<teacher>__<domain>_<split>.safetensors)")  # fmt: skip
+                       help="cache folder of shards (default <cache>/teacher_outputs/<teacher>__<domain>_<split>); "
+                            "a path ending in .safetensors writes one file instead")  # fmt: skip
+    cache.add_argument("--shard-size", type=int, default=4096,
+                       help="items per shard (default 4096); under torchrun each rank builds its share of shards")  # fmt: skip
+    cache.add_argument("--device", choices=["auto", "cpu"], default="auto",
+                       help="where the teacher runs (default: this rank's GPU if any)")  # fmt: skip
     cache.add_argument("--root", type=Path, default=None,
                        help="teacher checkpoint folder (default <cache>/teachers)")  # fmt: skip
     cache.set_defaults(func=_cache)
