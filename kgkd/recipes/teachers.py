@@ -158,7 +158,7 @@ def build_cache(teacher: Any, dataset: Any, collate: Any, cfg: RecipeConfig, spl
     feats = "__" + "+".join(cfg.teachers.features) if cfg.teachers.features else ""  # caches with features apart
     # the teacher's own fingerprint in the name: teachers trained with other settings keep their own caches
     tfp = str(teacher.fingerprint())[:8] if hasattr(teacher, "fingerprint") else "x"
-    path = cache_dir() / "teacher_outputs" / f"{teacher.name}__{tfp}__{split}__{fp}{feats}.safetensors"
+    path = cache_dir() / "teacher_outputs" / f"{teacher.name}__{tfp}__{split}__{fp}{feats}"  # sharded folder
     dtype = "fp16" if cfg.teachers.cache_dtype == "float16" else "fp32"
     return TeacherCache.get_or_build(
         teacher, dataset, collate, path=path, batch_size=cfg.teachers.batch_size,

@@ -422,7 +422,8 @@ class TeacherCache:
             cache = cls._load_file(path)
         else:
             raise CacheError(
-                f"teacher cache {path} does not exist; build it with TeacherCache.build(...) or "
+                f"teacher cache {'file' if layout_of(path) == 'single' else 'folder'} {path} does not exist; "
+                "build it with TeacherCache.build(...) or "
                 "`kgkd teachers cache --teacher NAME --domain DOMAIN`"
             )
         if expected_fingerprint is not None and cache.fingerprint != expected_fingerprint:
