@@ -129,3 +129,16 @@ def test_sentiment_graph_has_the_amazon_nodes_and_one_teacher_per_text_domain() 
     assert {("electronics", "amazon"), ("electronics", "product_reviews"), ("kitchen", "amazon")} <= set(weights)
     trained = {d for t in kg.teachers() for d in t.trained_on}
     assert trained == set(list_domains("text", include_user=False))
+
+
+def test_full_rebuild_skips_amazon_domains_without_raw_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from kgkd.data import build as build_module
+
+    monkeypatch.setenv(AMAZON_MULTIDOMAIN_ENV, str(tmp_path / "nowhere"))
+    monkeypatch.setattr(build_module, "default_domains", lambda fashion=False: ["books", "uci_digits"])
+    with caplog.at_level("WARNING", logger="kgkd.data.build"):
+        entries = build_domains(out_dir=tmp_path / "out", show_progress=False)
+    assert list(entries) == ["uci_digits"]
+    assert "skipping books: no raw files in" in caplog.text and "KGKD_AMAZON_MULTIDOMAIN_DIR" in caplog.text

@@ -239,6 +239,11 @@ def amazon_multidomain_dirs(raw_dir: Path) -> list[Path]:
     return list(dict.fromkeys(candidates))
 
 
+def _amazon_raw_found(domain: str, ctx: BuildContext) -> bool:
+    """Whether some searched folder holds ``domain``'s raw file."""
+    return any(amazon_multidomain_file(f, domain) for f in amazon_multidomain_dirs(ctx.raw_dir))
+
+
 def _amazon_builder(domain: str) -> Callable[[BuildContext], BuiltDomain]:
     def build(ctx: BuildContext) -> BuiltDomain:
         folders = amazon_multidomain_dirs(ctx.raw_dir)
@@ -420,7 +425,9 @@ def build_domains(
     """Build domains, update the manifests and re-render the data card.
 
     Args:
-        only: domain names to build (default: every shipped domain).
+        only: domain names to build (default: every shipped domain; the Amazon multi-domain
+            ones are skipped with a warning when their raw files are not found, while naming
+            them in ``only`` without the files raises a DataError).
         fashion: also build the optional ``fashion_mnist`` domain.
         out_dir: data folder (default ``kgkd.paths.data_dir()``).
         raw_dir: where downloaded archives are kept (default ``<out_dir>/raw``).
@@ -438,6 +445,15 @@ def build_domains(
     if fashion and "fashion_mnist" not in names:
         names.append("fashion_mnist")
     specs = [get_spec(n) for n in names]  # unknown names fail before any download
+    if not only:  # a full rebuild keeps the committed Amazon files when their raw files are absent
+        missing = [n for n in names if n in AMAZON_MULTIDOMAIN and not _amazon_raw_found(n, ctx)]
+        if missing:
+            log.warning(
+                "skipping %s: no raw files in %s (set $%s to rebuild them; the committed files stay)",
+                ", ".join(missing), ", ".join(map(str, amazon_multidomain_dirs(ctx.raw_dir))),
+                AMAZON_MULTIDOMAIN_ENV,
+            )
+            specs = [s for s in specs if s.name not in missing]
     by_manifest: dict[str, dict[str, dict[str, Any]]] = {}
     for spec in tqdm(specs, desc="building domains", unit="domain", disable=not show_progress):
         log.info("building %s", spec.name)
