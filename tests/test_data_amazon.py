@@ -56,13 +56,20 @@ def test_shipped_domain_counts_balance_and_disjoint_splits(name: str) -> None:
     assert all(t == t.lower() for t in splits["val"].texts[:50])  # kept as released (lower-cased)
     assert entry["source"]["file_sha256"].startswith(AMAZON_MULTIDOMAIN_SHA256[name])
     assert entry["licence"] == "no explicit licence; widely redistributed for research"
-    assert "Blitzer" in entry["citation"] and "Ziser" in entry["citation"] and "Guo" in entry["citation"]
+    assert (
+        "Blitzer" in entry["citation"]
+        and "Ziser" in entry["citation"]
+        and "Guo" in entry["citation"]
+    )
 
 
 def test_registry_and_data_card() -> None:
     assert set(AMAZON) <= set(list_domains("text"))
     card = (DATA / "README.md").read_text(encoding="utf-8")
-    assert "| `books` | text | 2,000 | 1,200 | 400 | 400 | — | no explicit licence; widely redistributed for research |" in card
+    assert (
+        "| `books` | text | 2,000 | 1,200 | 400 | 400 | — | no explicit licence; widely redistributed for research |"
+        in card
+    )
     assert "`jiangfeng1124/transfer` e58291cafd0aa07017db371a22be2ecaf4a08dcd" in card
     assert "$KGKD_AMAZON_MULTIDOMAIN_DIR" in card
 
@@ -75,7 +82,10 @@ def test_reader_parses_labels_and_checks_sha256(tmp_path: Path) -> None:
     assert checksum == digest and rows.labels == [1, 0, 1]
     assert rows.texts == ["great book . loved it", "do n't buy & skip", "fine ."]
     assert rows.ids == ["books-0001", "books-0002", "books-0004"]
-    with pytest.raises(DataError, match=r"books\.txt\.gz: sha256 of the uncompressed file is [0-9a-f]{16}\.\.\., expected 2226688172a50f8b"):
+    with pytest.raises(
+        DataError,
+        match=r"books\.txt\.gz: sha256 of the uncompressed file is [0-9a-f]{16}\.\.\., expected 2226688172a50f8b",
+    ):
         read_amazon_multidomain(path, "books", AMAZON_MULTIDOMAIN_SHA256["books"])
     bad = _raw_file(tmp_path, ["2 what"], "dvd.txt.gz")
     bad_digest = hashlib.sha256(gzip.decompress(bad.read_bytes())).hexdigest()
@@ -89,7 +99,9 @@ def test_build_without_raw_files_names_the_folder_and_env_var(
     empty = tmp_path / "no_raw"
     empty.mkdir()
     monkeypatch.setenv(AMAZON_MULTIDOMAIN_ENV, str(empty))
-    with pytest.raises(DataError, match=rf"no books\.txt\.gz .* in {empty}; .*\$KGKD_AMAZON_MULTIDOMAIN_DIR"):
+    with pytest.raises(
+        DataError, match=rf"no books\.txt\.gz .* in {empty}; .*\$KGKD_AMAZON_MULTIDOMAIN_DIR"
+    ):
         build_domains(only=["books"], out_dir=tmp_path / "out", show_progress=False)
     assert not (tmp_path / "out" / "manifest.json").exists()
     assert len(load_domain("books", "test")) == 400  # the committed file needs no raw data
@@ -101,7 +113,10 @@ def test_build_without_raw_files_names_the_folder_and_env_var(
 def test_build_refuses_an_edited_raw_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _raw_file(tmp_path, ["1 an edited review ."], "kitchen.txt.gz")
     monkeypatch.setenv(AMAZON_MULTIDOMAIN_ENV, str(tmp_path))
-    with pytest.raises(DataError, match=r"kitchen\.txt\.gz: sha256 .* expected b551726798262f9e.*not the released 'kitchen' data"):
+    with pytest.raises(
+        DataError,
+        match=r"kitchen\.txt\.gz: sha256 .* expected b551726798262f9e.*not the released 'kitchen' data",
+    ):
         build_domains(only=["kitchen"], out_dir=tmp_path / "out", show_progress=False)
 
 
@@ -126,7 +141,11 @@ def test_sentiment_graph_has_the_amazon_nodes_and_one_teacher_per_text_domain() 
     assert weights[("books", "dvd")] == pytest.approx(0.8)
     assert weights[("electronics", "kitchen")] == pytest.approx(0.8)
     assert weights[("kitchen", "electronics")] == pytest.approx(0.8)
-    assert {("electronics", "amazon"), ("electronics", "product_reviews"), ("kitchen", "amazon")} <= set(weights)
+    assert {
+        ("electronics", "amazon"),
+        ("electronics", "product_reviews"),
+        ("kitchen", "amazon"),
+    } <= set(weights)
     trained = {d for t in kg.teachers() for d in t.trained_on}
     assert trained == set(list_domains("text", include_user=False))
 
@@ -137,8 +156,13 @@ def test_full_rebuild_skips_amazon_domains_without_raw_files(
     from kgkd.data import build as build_module
 
     monkeypatch.setenv(AMAZON_MULTIDOMAIN_ENV, str(tmp_path / "nowhere"))
-    monkeypatch.setattr(build_module, "default_domains", lambda fashion=False: ["books", "uci_digits"])
+    monkeypatch.setattr(
+        build_module, "default_domains", lambda fashion=False: ["books", "uci_digits"]
+    )
     with caplog.at_level("WARNING", logger="kgkd.data.build"):
         entries = build_domains(out_dir=tmp_path / "out", show_progress=False)
     assert list(entries) == ["uci_digits"]
-    assert "skipping books: no raw files in" in caplog.text and "KGKD_AMAZON_MULTIDOMAIN_DIR" in caplog.text
+    assert (
+        "skipping books: no raw files in" in caplog.text
+        and "KGKD_AMAZON_MULTIDOMAIN_DIR" in caplog.text
+    )

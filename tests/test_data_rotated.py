@@ -38,7 +38,9 @@ def _mnist() -> tuple[np.ndarray, np.ndarray]:
 
 def _whole(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     arrays = _arrays(name)
-    return tuple(np.concatenate([arrays[f"{k}_{s}"] for s in SPLITS]) for k in ("x", "y", "mnist_index"))  # type: ignore[return-value]
+    return tuple(
+        np.concatenate([arrays[f"{k}_{s}"] for s in SPLITS]) for k in ("x", "y", "mnist_index")
+    )  # type: ignore[return-value]
 
 
 def _orientation(images: np.ndarray) -> np.ndarray:
@@ -49,7 +51,11 @@ def _orientation(images: np.ndarray) -> np.ndarray:
     m = w.sum(axis=(1, 2))
     cx, cy = (w * x).sum(axis=(1, 2)) / m, (w * y).sum(axis=(1, 2)) / m
     dx, dy = x - cx[:, None, None], y - cy[:, None, None]
-    mu20, mu02, mu11 = (w * dx * dx).sum(axis=(1, 2)), (w * dy * dy).sum(axis=(1, 2)), (w * dx * dy).sum(axis=(1, 2))
+    mu20, mu02, mu11 = (
+        (w * dx * dx).sum(axis=(1, 2)),
+        (w * dy * dy).sum(axis=(1, 2)),
+        (w * dx * dy).sum(axis=(1, 2)),
+    )
     return np.degrees(0.5 * np.arctan2(2 * mu11, mu20 - mu02))
 
 
@@ -84,7 +90,9 @@ def test_rmnist_0_is_mnist_and_others_are_rotations_of_it() -> None:
     for angle in ROTATION_ANGLES[1:]:
         x, y, idx = _whole(f"rmnist_{angle}")
         assert np.array_equal(y, my[idx])
-        assert np.array_equal(x, rotate_images(mx[idx], angle))  # shipped file = documented transform
+        assert np.array_equal(
+            x, rotate_images(mx[idx], angle)
+        )  # shipped file = documented transform
         assert not np.array_equal(x, mx[idx])
         # independent check: the ink's principal axis turns by the angle (median over digits)
         turn = (_orientation(x) - _orientation(mx[idx]) + 90.0) % 180.0 - 90.0
@@ -100,9 +108,13 @@ def test_rotation_direction_and_bad_inputs() -> None:
     turned = rotate_images(img, 90)[0].astype(float)
     rows, cols = np.mgrid[0:28, 0:28]
     r, c = (turned * rows).sum() / turned.sum(), (turned * cols).sum() / turned.sum()
-    assert r == pytest.approx(4.5, abs=0.3) and c == pytest.approx(13.5, abs=0.3)  # now above: counter-clockwise
+    assert r == pytest.approx(4.5, abs=0.3) and c == pytest.approx(
+        13.5, abs=0.3
+    )  # now above: counter-clockwise
     assert np.array_equal(rotate_images(img, 0), img) and rotate_images(img, 45).dtype == np.uint8
-    with pytest.raises(DataError, match=r"rotate_images expects \[N,H,W\] images, got shape \(28, 28\)"):
+    with pytest.raises(
+        DataError, match=r"rotate_images expects \[N,H,W\] images, got shape \(28, 28\)"
+    ):
         rotate_images(img[0], 15)
     parts = rotation_parts(20, 6, seed=0)
     assert [len(p) for p in parts] == [3] * 6 and len(set(np.concatenate(parts).tolist())) == 18
@@ -126,9 +138,7 @@ def test_rotated_graph_states_angles_links_and_teachers() -> None:
         assert node.modality == "image" and node.label_set == "digits10"
         assert f"rotated by {angle} degrees" in node.description
     g = kg.to_networkx()
-    links = {
-        (u, v): d["weight"] for u, v, d in g.edges(data=True) if d["relation"] == "similarTo"
-    }
+    links = {(u, v): d["weight"] for u, v, d in g.edges(data=True) if d["relation"] == "similarTo"}
     expected = {
         (f"rmnist_{a}", f"rmnist_{b}"): 0.8 if b - a == 15 else 0.5
         for a in ROTATION_ANGLES
@@ -138,5 +148,10 @@ def test_rotated_graph_states_angles_links_and_teachers() -> None:
     assert links == pytest.approx(expected)
     teachers = {t.name: t for t in kg.teachers()}
     assert set(teachers) == {f"teacher_{n}" for n in NAMES}
-    assert all(t.trained_on == [t.name.removeprefix("teacher_")] and t.architecture == "cnn" for t in teachers.values())
-    assert kg.label_map("teacher_rmnist_30", "digits10").teacher_labels == tuple(f"digit_{d}" for d in range(10))
+    assert all(
+        t.trained_on == [t.name.removeprefix("teacher_")] and t.architecture == "cnn"
+        for t in teachers.values()
+    )
+    assert kg.label_map("teacher_rmnist_30", "digits10").teacher_labels == tuple(
+        f"digit_{d}" for d in range(10)
+    )

@@ -17,12 +17,11 @@ published sha256; the rotated digits (``rmnist_<angle>``) are derived from the b
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import os
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -270,10 +269,14 @@ def _amazon_builder(domain: str) -> Callable[[BuildContext], BuiltDomain]:
             seen[text] = seen.get(text, 0) + 1
         repeated = sum(1 for c in seen.values() if c > 1)
         notes = [
-            "Texts as released: lower-cased and tokenised (`do n't`), title and body joined by ` . `; "
-            "only the shared normalisation applied.",
-            f"{repeated} texts occur more than once in the release (each time with the same label); "
-            "kept, as in the standard benchmark, so a copy may fall in another split.",
+            (
+                "Texts as released: lower-cased and tokenised (`do n't`), title and body joined by "
+                "` . `; only the shared normalisation applied."
+            ),
+            (
+                f"{repeated} texts occur more than once in the release (each time with the same "
+                "label); kept, as in the standard benchmark, so a copy may fall in another split."
+            ),
         ]
         return BuiltDomain(source, rows=rows, dropped=rows.dropped, notes=notes)
 
@@ -298,7 +301,9 @@ def _mnist_source(ctx: BuildContext) -> tuple[Path, np.ndarray, np.ndarray]:
 def _rotated_builder(angle: int) -> Callable[[BuildContext], BuiltDomain]:
     def build(ctx: BuildContext) -> BuiltDomain:
         path, x, y = _mnist_source(ctx)
-        part = rotation_parts(len(x), len(ROTATION_ANGLES), ROTATION_SEED)[ROTATION_ANGLES.index(angle)]
+        part = rotation_parts(len(x), len(ROTATION_ANGLES), ROTATION_SEED)[
+            ROTATION_ANGLES.index(angle)
+        ]
         source = {
             "registry": "derived",
             "package": "data/digits/mnist.npz",
@@ -311,11 +316,14 @@ def _rotated_builder(angle: int) -> Callable[[BuildContext], BuiltDomain]:
             "angle": angle,
         }
         notes = [
-            f"Rotated MNIST (DomainBed protocol): the {len(x):,} MNIST digits of `data/digits/mnist.npz` "
-            f"(splits concatenated train, val, test) are shuffled with numpy default_rng({ROTATION_SEED}) "
-            f"and cut into {len(ROTATION_ANGLES)} disjoint parts of {len(part):,} "
-            f"({len(x) - len(part) * len(ROTATION_ANGLES)} left over); this part is rotated {angle} degrees "
-            "counter-clockwise about the centre (bilinear, black fill, rounded to uint8).",
+            (
+                f"Rotated MNIST (DomainBed protocol): the {len(x):,} MNIST digits of "
+                "`data/digits/mnist.npz` (splits concatenated train, val, test) are shuffled with "
+                f"numpy default_rng({ROTATION_SEED}) and cut into {len(ROTATION_ANGLES)} disjoint "
+                f"parts of {len(part):,} ({len(x) - len(part) * len(ROTATION_ANGLES)} left over); "
+                f"this part is rotated {angle} degrees counter-clockwise about the centre "
+                "(bilinear, black fill, rounded to uint8)."
+            ),
             "Array `mnist_index_<split>` gives each image's position in that concatenated MNIST array.",
         ]
         return BuiltDomain(
@@ -450,7 +458,8 @@ def build_domains(
         if missing:
             log.warning(
                 "skipping %s: no raw files in %s (set $%s to rebuild them; the committed files stay)",
-                ", ".join(missing), ", ".join(map(str, amazon_multidomain_dirs(ctx.raw_dir))),
+                ", ".join(missing),
+                ", ".join(map(str, amazon_multidomain_dirs(ctx.raw_dir))),
                 AMAZON_MULTIDOMAIN_ENV,
             )
             specs = [s for s in specs if s.name not in missing]

@@ -220,7 +220,9 @@ def rotate_images(images: np.ndarray, angle: float) -> np.ndarray:
         raise DataError(f"rotate_images expects [N,H,W] images, got shape {x.shape}")
     if angle % 360 == 0:
         return x.astype(np.uint8, copy=True)
-    out = rotate(x.astype(np.float64), angle, axes=(2, 1), reshape=False, order=1, mode="constant", cval=0.0)
+    out = rotate(
+        x.astype(np.float64), angle, axes=(2, 1), reshape=False, order=1, mode="constant", cval=0.0
+    )
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
