@@ -1,6 +1,7 @@
 """Compact students: ``TextStudent`` (pruned-vocab transformer), ``DigitStudent`` (small CNN)."""
 
 from kgkd.models.students.base import STUDENTS, Student, load_student
+from kgkd.models.students.bert import BertStudent, BertStudentConfig
 from kgkd.models.students.digit import DigitStudent, DigitStudentConfig
 from kgkd.models.students.text import (
     TextStudent,
@@ -10,6 +11,8 @@ from kgkd.models.students.text import (
 )
 
 __all__ = [
+    "BertStudent",
+    "BertStudentConfig",
     "STUDENTS",
     "DigitStudent",
     "DigitStudentConfig",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -35,6 +36,21 @@ class DigitStudentConfig:
     dim: int = 128
     grid: int = 2
     dropout: float = 0.1
+
+
+def grid_pool(x: Tensor, grid: int) -> Tensor:
+    """``F.adaptive_avg_pool2d(x, grid)`` written with slices and means (same bins), so it
+    exports to ONNX when the map side is not a multiple of ``grid`` (7 → 2)."""
+    h, w = int(x.shape[-2]), int(x.shape[-1])  # constants in an exported graph
+    if h % grid == 0 and w % grid == 0:
+        return F.avg_pool2d(x, (h // grid, w // grid))
+    rows = [(i * h // grid, ((i + 1) * h + grid - 1) // grid) for i in range(grid)]
+    cols = [(j * w // grid, ((j + 1) * w + grid - 1) // grid) for j in range(grid)]
+    cells = [
+        torch.cat([x[:, :, r0:r1, c0:c1].mean(dim=(2, 3), keepdim=True) for c0, c1 in cols], dim=3)
+        for r0, r1 in rows
+    ]
+    return torch.cat(cells, dim=2)
 
 
 def _block(cin: int, cout: int, pool: bool) -> nn.Sequential:
@@ -92,5 +108,5 @@ class DigitStudent(Student):
         if x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         conv = self.conv((x - 0.5) / 0.5)
-        pooled = self.project(F.adaptive_avg_pool2d(conv, self.config.grid).flatten(1))
+        pooled = self.project(grid_pool(conv, self.config.grid).flatten(1))
         return ModelOutput(self.classifier(self.dropout(pooled)), {"conv": conv, "pooled": pooled})

@@ -11,18 +11,19 @@ kept pieces, reduced to d dimensions with PCA (parameter mapping).
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kgkd.errors import ModelError
 from kgkd.models.base import ModelOutput
 from kgkd.models.hf_teacher import masked_mean
 from kgkd.models.students.base import STUDENTS, Student
+from kgkd.models.students.vocab import build_vocab, token_rows
 
 SENTIMENT_LABELS: tuple[str, ...] = ("negative", "positive")
 MINILM_VOCAB_SIZE = 30522
@@ -52,18 +53,6 @@ class TextStudentConfig:
     ff_dim: int = 256
     dropout: float = 0.1
     max_length: int = 128
-
-
-def build_vocab(texts: Iterable[str], tokenizer: Any, min_count: int = 1) -> list[int]:
-    """Sorted tokenizer ids of the word pieces occurring ≥ ``min_count`` times in ``texts`` (+ specials)."""
-    counts: Counter[int] = Counter()
-    texts = list(texts)
-    for start in range(0, len(texts), 512):
-        for ids in tokenizer(texts[start : start + 512], add_special_tokens=True)["input_ids"]:
-            counts.update(ids)
-    keep = {i for i, c in counts.items() if c >= min_count}
-    keep.update(int(i) for i in tokenizer.all_special_ids)
-    return sorted(keep)
 
 
 def pca_embeddings(table: Tensor, dim: int) -> Tensor:
@@ -147,26 +136,14 @@ class TextStudent(Student):
     def set_vocab(self, kept_token_ids: Sequence[int] | Tensor) -> None:
         """Fill ``kept_token_ids`` and the id → row ``token_map`` (unknown ids → ``[UNK]`` row)."""
         cfg = self.config
-        ids = torch.as_tensor(
-            list(kept_token_ids) if not isinstance(kept_token_ids, Tensor) else kept_token_ids
-        )
-        ids = ids.long().unique(sorted=True)
-        if len(ids) != cfg.num_tokens:
-            raise ModelError(
-                f"TextStudent: {len(ids)} distinct kept ids but config.num_tokens={cfg.num_tokens}"
+        try:
+            ids, token_map = token_rows(
+                kept_token_ids, cfg.full_vocab_size, cfg.unk_token_id, cfg.pad_token_id, cfg.num_tokens
             )
-        if ids.min() < 0 or ids.max() >= cfg.full_vocab_size:
-            raise ModelError(f"TextStudent: kept ids must lie in 0..{cfg.full_vocab_size - 1}")
-        rows = {int(t): r for r, t in enumerate(ids.tolist())}
-        for special, label in (
-            (cfg.unk_token_id, "unk_token_id"),
-            (cfg.pad_token_id, "pad_token_id"),
-        ):
-            if special not in rows:
-                raise ModelError(f"TextStudent: the kept ids must include {label}={special}")
+        except ModelError as exc:
+            raise ModelError(f"TextStudent: {exc}") from None
         self.kept_token_ids.copy_(ids)
-        self.token_map.fill_(rows[cfg.unk_token_id])
-        self.token_map[ids] = torch.arange(len(ids))
+        self.token_map.copy_(token_map)
 
     @classmethod
     def from_texts(
@@ -175,6 +152,7 @@ class TextStudent(Student):
         tokenizer: Any,
         label_names: Sequence[str] = SENTIMENT_LABELS,
         min_count: int = 1,
+        max_tokens: int | None = None,
         init_from_teacher: bool = False,
         teacher_embeddings: Tensor | None = None,
         **sizes: Any,
@@ -186,12 +164,13 @@ class TextStudent(Student):
             tokenizer: the teachers' tokenizer (``kgkd.data.load_minilm_tokenizer()``).
             label_names: student labels.
             min_count: drop pieces seen fewer times.
+            max_tokens: keep at most this many (most frequent) pieces, specials included.
             init_from_teacher: initialise the embedding table from the teacher's word
                 embeddings (PCA to ``dim``); default embeddings: MiniLM-L6's.
             teacher_embeddings: the teacher's full word-embedding matrix [vocab, H].
             **sizes: other :class:`TextStudentConfig` fields (dim, num_layers, ...).
         """
-        kept = build_vocab(texts, tokenizer, min_count)
+        kept = build_vocab(texts, tokenizer, min_count, max_tokens)
         config = TextStudentConfig(
             num_tokens=len(kept),
             label_names=tuple(label_names),
@@ -222,6 +201,26 @@ class TextStudent(Student):
     def feature_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"pooled": (self.config.dim,)}
 
+    def encode(self, x: Tensor, mask: Tensor) -> Tensor:
+        """``self.encoder`` (pre-norm layers + final norm) written out with its own parameters.
+
+        Same computation as ``nn.TransformerEncoder(x, src_key_padding_mask=mask == 0)``, but
+        with shape-agnostic reshapes and ``scaled_dot_product_attention``, so the ONNX export
+        keeps batch and length dynamic (the traced ``nn.MultiheadAttention`` fixes them).
+        """
+        keep = (mask != 0)[:, None, None, :]  # [B,1,1,L]: True = attend
+        for layer in self.encoder.layers:
+            attn = layer.self_attn
+            q, k, v = (
+                t.unflatten(-1, (attn.num_heads, -1)).transpose(1, 2)
+                for t in F.linear(layer.norm1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+            )
+            drop = attn.dropout if self.training else 0.0
+            heads = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=drop)
+            x = x + layer.dropout1(attn.out_proj(heads.transpose(1, 2).flatten(2)))
+            x = x + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm2(x))))))
+        return self.encoder.norm(x)
+
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
         """Classify ``batch["input_ids"]`` (tokenizer ids; ``attention_mask`` optional)."""
         if "input_ids" not in batch:
@@ -239,6 +238,6 @@ class TextStudent(Student):
             )
         positions = torch.arange(ids.shape[1], device=ids.device)
         x = self.embed_norm(self.embed(self.token_map[ids]) + self.position(positions))
-        hidden = self.encoder(self.dropout(x), src_key_padding_mask=mask == 0)
+        hidden = self.encode(self.dropout(x), mask)
         pooled = masked_mean(hidden, mask)
         return ModelOutput(self.classifier(self.dropout(pooled)), {"pooled": pooled})
