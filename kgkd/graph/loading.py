@@ -15,7 +15,9 @@ from rdflib.plugins.parsers.notation3 import BadSyntax
 from rdflib.util import guess_format
 
 from kgkd.errors import GraphError, GraphParseError
+from kgkd.graph.fast_parse import fast_parse
 from kgkd.graph.security import check_jsonld, check_source
+from kgkd.graph.sniff import family_of_format, mismatch
 from kgkd.graph.vocab import PREFIXES
 from kgkd.paths import graphs_dir
 
@@ -23,6 +25,8 @@ from kgkd.paths import graphs_dir
 _QUAD_FORMATS = frozenset({"trig", "nquads", "trix"})
 _EXTRA_FORMATS = {".jsonld": "json-ld", ".json": "json-ld"}
 _LINE = re.compile(r"line[: ]+(\d+)", re.IGNORECASE)
+#: Extensions listed when a directory is passed as a graph path.
+_GRAPH_SUFFIXES = frozenset({".ttl", ".nt", ".nq", ".rdf", ".owl", ".xml", ".jsonld", ".json", ".trig", ".n3"})
 
 
 def resolve_format(path: Path, format: str | None) -> str:
@@ -68,10 +72,23 @@ def _first_bad_line(text: str, format: str) -> int | None:
     return None
 
 
+def _looks_like_hint(text: str, format: str) -> str:
+    """`` (this looks like RDF/XML; ...)`` when the text belongs to another family than ``format``."""
+    found = mismatch(text, format)
+    if found is None:
+        return ""
+    return f"; this looks like {found.name}: pass --format {found.format} (or format='{found.format}')"
+
+
 def parse_text(text: str, format: str, where: str) -> Graph:
     """Parse ``text`` (RDF in ``format``); errors name ``where`` and the line."""
     if format in ("json-ld", "jsonld"):
         check_jsonld(text, where)
+    fast = fast_parse(text, format)
+    if fast is not None:
+        for prefix, ns in PREFIXES.items():
+            fast.bind(prefix, ns, override=False)
+        return fast
     try:
         if format in _QUAD_FORMATS:
             ds = Dataset()
@@ -93,6 +110,7 @@ def parse_text(text: str, format: str, where: str) -> Graph:
         at = f"{where}:{line}" if line is not None else where
         raise GraphParseError(
             f"{at}: malformed {format}: {_error_reason(exc)}; fix the syntax on that line"
+            f"{_looks_like_hint(text, format)}"
         ) from exc
     for prefix, ns in PREFIXES.items():
         graph.bind(prefix, ns, override=False)
@@ -103,6 +121,13 @@ def read_file(path: str | Path, format: str | None = None) -> Graph:
     """Parse a local RDF file (any format rdflib reads); URLs are refused."""
     check_source(str(path))
     p = Path(path)
+    if p.is_dir():
+        inside = sorted(x.name for x in p.iterdir() if x.suffix.lower() in _GRAPH_SUFFIXES)[:5]
+        example = f"{p / inside[0]}" if inside else f"{p / 'my_graph.ttl'}"
+        found = f" (graph files in it: {', '.join(inside)})" if inside else ""
+        raise GraphError(
+            f"graph path '{p}' is a directory, not a graph file{found}; pass one file, e.g. {example}"
+        )
     if not p.is_file():
         hint = "" if p.suffix else " (did you forget the extension, e.g. .ttl?)"
         examples = sorted(
@@ -117,4 +142,20 @@ def read_file(path: str | Path, format: str | None = None) -> Graph:
         raise GraphParseError(
             f"{p}: not UTF-8 text ({exc.reason}); save the file as UTF-8"
         ) from exc
+    if format is None:
+        check_extension(p, text, fmt)
     return parse_text(text, fmt, str(p))
+
+
+def check_extension(path: Path, text: str, format: str) -> None:
+    """Refuse a file whose content is another RDF family than its extension says (RDF/XML saved
+    as ``.ttl``, JSON-LD as ``.ttl``, RDF/XML as ``.json`` ...), naming the family it looks like."""
+    found = mismatch(text, format)
+    if found is None:
+        return
+    expected = family_of_format(format)
+    said = f" (the extension '{path.suffix}' says {expected.name})" if expected else ""
+    raise GraphParseError(
+        f"{path}: this looks like {found.name}{said}; rename to {found.extension} or pass "
+        f"--format {found.format} (format='{found.format}' in Python)"
+    )

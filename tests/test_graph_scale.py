@@ -1,0 +1,127 @@
+"""Graphs at scale: the fast shapes engine agrees with pyshacl, the fast parser with rdflib,
+drawing stays bounded, and the benchmark's entry point runs at smoke scale."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from rdflib import BNode, Graph
+
+from kgkd.graph import KnowledgeGraph
+from kgkd.graph.fast_parse import fast_parse
+from kgkd.graph.validation import pick_engine, shacl_problems
+from kgkd.paths import graphs_dir
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+from graph_gen import generated_turtle  # noqa: E402
+
+SENTIMENT = (graphs_dir() / "sentiment.ttl").read_text(encoding="utf-8")
+DIGITS = (graphs_dir() / "digits.ttl").read_text(encoding="utf-8")
+NYT = ":nyt_editorials a kgkd:Domain ;"
+TEACHER = ':teacher_nyt a kgkd:Teacher ;\n    rdfs:label "NYT editorials teacher" ;'
+LABEL = ":negative a kgkd:Label ;"
+
+#: (name, old text, new text): each variant of sentiment.ttl breaks or bends one shape.
+VARIANTS = [
+    ("modality not in list", NYT, NYT + ' kgkd:modality "txt" ;'),
+    ("task of wrong class", NYT, NYT + " kgkd:hasTask :negative ;"),
+    ("label set is a literal", NYT, NYT + ' kgkd:hasLabelSet "binary" ;'),
+    ("plain IRI similarTo", NYT, NYT + " kgkd:similarTo :yelp ;"),
+    ("two targets", NYT, NYT + " kgkd:similarTo [ kgkd:target :yelp , :imdb ; kgkd:weight 0.5 ] ;"),
+    ("target not a domain", NYT, NYT + " kgkd:similarTo [ kgkd:target :negative ; kgkd:weight 0.5 ] ;"),
+    ("weight string", NYT, NYT + ' kgkd:similarTo [ kgkd:target :yelp ; kgkd:weight "high" ] ;'),
+    ("weight above 1", NYT, NYT + " kgkd:similarTo [ kgkd:target :yelp ; kgkd:weight 1.5 ] ;"),
+    ("weight negative double", NYT, NYT + " kgkd:similarTo [ kgkd:target :yelp ; kgkd:weight -2e-1 ] ;"),
+    ("weight boolean", NYT, NYT + " kgkd:similarTo [ kgkd:target :yelp ; kgkd:weight true ] ;"),
+    ("weight missing", NYT, NYT + " kgkd:similarTo [ kgkd:target :yelp ] ;"),
+    ("two weights", NYT, NYT + " kgkd:similarTo [ kgkd:target :yelp ; kgkd:weight 0.2 , 0.3 ] ;"),
+    ("resolution string", NYT, NYT + ' kgkd:resolution "28" ;'),
+    ("resolution zero", NYT, NYT + " kgkd:resolution 0 ;"),
+    ("resolution ill-typed", NYT, NYT + ' kgkd:resolution "abc"^^xsd:integer ;'),
+    ("channels decimal", NYT, NYT + " kgkd:channels 1.5 ;"),
+    ("isPhoto twice", NYT, NYT + " kgkd:isPhoto true , false ;"),
+    ("isPhoto string", NYT, NYT + ' kgkd:isPhoto "yes" ;'),
+    ("avgLength string", NYT, NYT + ' kgkd:avgLength "long" ;'),
+    ("avgLength double", NYT, NYT + " kgkd:avgLength 1.5e1 ;"),
+    ("subDomainOf a label", NYT, NYT + " kgkd:subDomainOf :positive ;"),
+    ("sameSource literal", NYT, NYT + ' kgkd:sameSource "VADER" ;'),
+    ("no label, no description", ':nyt_editorials a kgkd:Domain ;\n    rdfs:label "NYT editorial snippets (VADER)" ;\n    rdfs:comment', ":nyt_editorials a kgkd:Domain ;\n    rdfs:seeAlso"),  # fmt: skip
+    ("non-ASCII domain name", ":nyt_editorials a kgkd:Domain", ":café a kgkd:Domain ; rdfs:label \"x\" ; kgkd:modality \"text\" .\n:nyt_editorials a kgkd:Domain"),  # fmt: skip
+    ("domain via subclass", NYT, ':Special rdfs:subClassOf kgkd:Domain . :odd a :Special ; kgkd:modality "sound" .\n' + NYT),  # fmt: skip
+    ("teacher architecture number", TEACHER, TEACHER + " kgkd:architecture 5 ;"),
+    ("teacher architecture lang", TEACHER, TEACHER + ' kgkd:architecture "cnn"@en ;'),
+    ("teacher predicts a domain", TEACHER, TEACHER + " kgkd:predicts :yelp ;"),
+    ("teacher trainedOn literal", TEACHER, TEACHER + ' kgkd:trainedOn "nyt" ;'),
+    ("teacher without label", TEACHER, ":teacher_nyt a kgkd:Teacher ;"),
+    ("label index negative", LABEL, LABEL + " kgkd:labelIndex -1 ;"),
+    ("label in two sets", LABEL, LABEL + " kgkd:inLabelSet :sentiment_classification ;"),
+    ("label equivalent to domain", LABEL, LABEL + " kgkd:equivalentLabel :yelp ;"),
+    ("task label set twice", ":sentiment_classification a kgkd:Task ;", ":sentiment_classification a kgkd:Task ; kgkd:hasLabelSet :negative ;"),  # fmt: skip
+    ("student", LABEL, ":stu a kgkd:Student ; kgkd:predicts :yelp , :sentiment_binary .\n" + LABEL),
+]
+
+
+def _named(graph: Graph) -> set[tuple[object, ...]]:
+    """The triples with each blank node replaced by its outgoing triples (the generated graphs'
+    blank nodes are weighted links, each told apart by what they hold and who points to them)."""
+
+    def name(term: object) -> object:
+        if not isinstance(term, BNode):
+            return term
+        inner = tuple(sorted((str(p), str(o), type(o).__name__) for p, o in graph.predicate_objects(term)))
+        return (inner, tuple(sorted(str(s) for s in graph.subjects(None, term))))
+
+    return {(name(s), p, name(o)) for s, p, o in graph}
+
+
+def _variant(old: str, new: str) -> Graph:
+    assert old in SENTIMENT, old
+    return KnowledgeGraph.from_string(SENTIMENT.replace(old, new, 1)).graph
+
+
+@pytest.mark.parametrize("text", [SENTIMENT, DIGITS], ids=["sentiment", "digits"])
+def test_fast_engine_agrees_with_pyshacl_on_shipped_graphs(text: str) -> None:
+    graph = KnowledgeGraph.from_string(text).graph
+    assert shacl_problems(graph, "fast") == shacl_problems(graph, "shacl") == ([], [])
+
+
+def test_fast_engine_agrees_with_pyshacl_on_broken_variants() -> None:
+    disagreements = []
+    for name, old, new in VARIANTS:
+        graph = _variant(old, new)
+        fast, reference = shacl_problems(graph, "fast"), shacl_problems(graph, "shacl")
+        assert fast[0] or fast[1] or name == "avgLength double", f"variant '{name}' broke nothing"
+        if fast != reference:
+            disagreements.append((name, fast, reference))
+    assert not disagreements, disagreements
+
+
+def test_auto_engine_switches_on_size() -> None:
+    small = KnowledgeGraph.from_string(SENTIMENT).graph
+    big = KnowledgeGraph.from_string(generated_turtle(400)).graph
+    assert pick_engine(small) == "shacl" and pick_engine(big) == "fast"
+    assert pick_engine(small, "fast") == "fast" and pick_engine(big, "shacl") == "shacl"
+    with pytest.raises(ValueError, match="engine must be one of auto, shacl, fast"):
+        pick_engine(small, "quick")
+
+
+def test_fast_parser_gives_the_graph_rdflib_gives() -> None:
+    text = generated_turtle(400)
+    fast = fast_parse(text, "turtle")
+    assert fast is not None
+    reference = Graph().parse(data=text, format="turtle")
+    assert len(fast) == len(reference) and _named(fast) == _named(reference)
+    assert dict(fast.namespaces())["kgkd"] == dict(reference.namespaces())["kgkd"]
+
+
+@pytest.mark.parametrize(
+    "tail",
+    ['\n:x :p "v"^^xsd:string .\n', '\n:x :p "v"@en-GB .\n', "\n<not an iri> :p 1 .\n"],
+    ids=["xsd-string", "upper-case-lang", "bad-iri"],
+)
+def test_fast_parser_leaves_what_it_would_read_differently_to_rdflib(tail: str) -> None:
+    assert fast_parse(generated_turtle(400) + tail, "turtle") is None
