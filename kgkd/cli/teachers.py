@@ -2,7 +2,10 @@
 
 * ``kgkd teachers train --domain NAME [--epochs N --max-length L --trainable-layers K --limit N --out DIR]``
   — fine-tune MiniLM (text) or train a DigitCNN (images); saves ``teacher_<NAME>``.
-* ``kgkd teachers list`` — every teacher name kgkd can resolve and whether it is ready.
+* ``kgkd teachers train --domain NAME --kind tfidf_logreg`` — the TF-IDF + logistic regression family.
+* ``kgkd teachers add NAME PATH --domain D --graph G.ttl [--out NEW.ttl]`` — register a model you already
+  have (local HF folder, or ``--module pkg.mod:Class`` + safetensors + ``--size/--mean/--std``).
+* ``kgkd teachers list`` — every teacher checkpoint with its training settings, and missing ones.
 * ``kgkd teachers eval --teacher teacher_amazon [--domain NAME --split val --limit N]`` — accuracy.
 * ``kgkd teachers cache --teacher teacher_amazon --domain yelp [--split train --out DIR]`` — run a
   teacher once over a split and store its logits/features in a sharded cache folder: what a site
@@ -15,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from kgkd.errors import ConfigError
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -67,16 +72,47 @@ def _eval(args: argparse.Namespace) -> int:
     from torch.utils.data import DataLoader
 
     from kgkd.data import load_domain
-    from kgkd.models.loading import load_teacher
+    from kgkd.models.loading import load_teacher, teacher_dir
+    from kgkd.models.provenance import read_meta
     from kgkd.models.training import evaluate_accuracy
 
     teacher = load_teacher(args.teacher, args.root)
-    domain = args.domain or args.teacher.removeprefix("teacher_")
+    meta = read_meta(teacher_dir(args.teacher, args.root)) or {}
+    domain = args.domain or meta.get("domain") or args.teacher.removeprefix("teacher_")
     dataset = load_domain(domain, args.split, limit=args.limit)
     collate = teacher.collator(max_length=args.max_length, image_size=28)  # the model's own tokenizer/transform
     with torch.inference_mode():
         acc = evaluate_accuracy(teacher, DataLoader(dataset, batch_size=64, collate_fn=collate))
     print(f"{args.teacher} on {domain}/{args.split} ({len(dataset)} samples): accuracy {acc:.4f}")
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    from kgkd.models.preprocess import ImagePreprocess
+    from kgkd.recipes.teachers import register_teacher
+
+    prep = None
+    if args.module is not None:
+        if args.size is None:
+            raise ConfigError("a torch image model (--module) needs --size (and --mean/--std for its normalisation)")
+        channels = args.channels
+        mean = tuple(args.mean) if args.mean else (0.0,) * channels
+        std = tuple(args.std) if args.std else (1.0,) * channels
+        prep = ImagePreprocess(size=args.size, channels=channels, mean=mean, std=std, invert=args.invert)
+    try:
+        module_args = json.loads(args.module_args) if args.module_args else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--module-args is not valid JSON ({exc.msg} at column {exc.colno}): {args.module_args}") from None
+    if not isinstance(module_args, dict):
+        raise ConfigError(f"--module-args must be a JSON object of constructor arguments, got {args.module_args}")
+    features = dict(f.split("=", 1) if "=" in f else (f, f) for f in args.features or [])
+    folder, graph = register_teacher(
+        args.name, args.path, args.domain, args.graph, out=args.out, overwrite=args.overwrite, root=args.root,
+        module=args.module, module_args=module_args, preprocess=prep,
+        labels=args.labels.split(",") if args.labels else None, feature_layers=features,
+    )  # fmt: skip
+    print(f"{args.name}: registered {args.path} for domain '{args.domain}' -> {folder}; graph with the teacher "
+          f"node written to {graph} (SHACL valid)")  # fmt: skip
     return 0
 
 
@@ -175,6 +211,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="teacher checkpoint folder (default <cache>/teachers)",
     )
     ev.set_defaults(func=_eval)
+
+    add = sub.add_parser(
+        "add", help="register an existing model (local HF folder, or torch image module + safetensors) as a teacher"
+    )
+    add.add_argument("name", help="teacher name for the graph node, e.g. teacher_mybert")
+    add.add_argument("path", type=Path, help="HF model folder, or the .safetensors weights of a --module image model")
+    add.add_argument("--domain", required=True, help="graph domain the model was trained on")
+    add.add_argument("--graph", required=True, type=Path, help="Turtle graph to add the kgkd:Teacher node to")
+    add.add_argument("--out", type=Path, default=None,
+                     help="where to write the graph (default <graph stem>_<name>.ttl next to it)")  # fmt: skip
+    add.add_argument("--overwrite", action="store_true",
+                     help="replace an existing --out (also the input graph when it is passed as --out) "
+                          "or registration folder")  # fmt: skip
+    add.add_argument("--labels", default=None,
+                     help="graph label names of the model's outputs in order, comma-separated "
+                          "(default: from the model's id2label; image models: the label set's order)")  # fmt: skip
+    add.add_argument("--module", default=None, help="image model class as package.module:Class")
+    add.add_argument("--module-args", default=None, help="JSON object of constructor arguments for --module")
+    add.add_argument("--size", type=int, default=None, help="input side length the image model expects")
+    add.add_argument("--channels", type=int, default=1, choices=[1, 3], help="input channels (default 1)")
+    add.add_argument("--mean", type=float, nargs="+", default=None, help="per-channel normalisation mean")
+    add.add_argument("--std", type=float, nargs="+", default=None, help="per-channel normalisation std")
+    add.add_argument("--invert", action="store_true", help="model expects dark digits on light background")
+    add.add_argument("--features", nargs="*", default=None,
+                     help="image model feature taps as name=submodule (e.g. pooled=fc1)")  # fmt: skip
+    add.add_argument("--root", type=Path, default=None, help="teacher checkpoint folder (default <cache>/teachers)")
+    add.set_defaults(func=_add)
 
     cache = sub.add_parser(
         "cache",

@@ -80,6 +80,7 @@ class Teacher(nn.Module):
         self.label_names: tuple[str, ...] = tuple(label_names)
         self.feature_names: tuple[str, ...] = tuple(feature_names)
         self.modality = modality
+        self.label_order: list[int] | None = None
         self._fingerprint: str | None = None
 
     @property
@@ -89,13 +90,34 @@ class Teacher(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """Everything besides the weights that determines the outputs (hashed into the fingerprint)."""
-        return {
+        cfg = {
             "class": type(self).__name__,
             "name": self.name,
             "label_names": list(self.label_names),
             "feature_names": list(self.feature_names),
             "modality": self.modality,
         }
+        if self.label_order is not None:
+            cfg["label_order"] = list(self.label_order)
+        return cfg
+
+    def set_label_order(self, order: Sequence[int], label_names: Sequence[str]) -> None:
+        """Reorder the wrapped model's outputs: logit ``i`` becomes model output ``order[i]``.
+
+        Used when a registered model's own label order differs from the graph's label set.
+        """
+        if sorted(order) != list(range(self.num_labels)) or len(label_names) != self.num_labels:
+            raise ModelError(
+                f"teacher '{self.name}': label order {list(order)} / names {list(label_names)} must be a permutation "
+                f"of its {self.num_labels} outputs"
+            )
+        self.label_order = [int(i) for i in order]
+        self.label_names = tuple(label_names)
+        self._fingerprint = None
+
+    def reorder(self, logits: Tensor) -> Tensor:
+        """``logits`` [B, C] in the label order of :meth:`set_label_order` (unchanged when none was set)."""
+        return logits if self.label_order is None else logits[:, self.label_order]
 
     def fingerprint(self) -> str:
         """Stable sha256 of weights + config; computed once and cached (teachers are frozen)."""

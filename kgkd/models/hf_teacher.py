@@ -182,4 +182,4 @@ class HFTeacher(Teacher):
                 features[f] = hidden[-1][:, 0]
             else:
                 features[f] = masked_mean(hidden[int(f.split("_")[1])], mask)
-        return ModelOutput(out.logits, features)
+        return ModelOutput(self.reorder(out.logits), features)

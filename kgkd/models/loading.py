@@ -21,6 +21,7 @@ from kgkd.models.digit_cnn import DIGIT_CNN_FEATURES, DigitCNN, DigitCNNConfig
 from kgkd.models.hf_teacher import HFTeacher
 from kgkd.models.module_teacher import ModuleTeacher
 from kgkd.models.provenance import META_NAME, VARIANT_SEP
+from kgkd.models.registration import load_registered
 from kgkd.models.tfidf import TfidfLogRegTeacher
 from kgkd.models.students.base import config_from_dict
 from kgkd.paths import cache_dir
@@ -82,6 +83,10 @@ def _load_cnn(folder: Path, meta: dict[str, Any]) -> Teacher:
 @TEACHER_KINDS.register("tfidf_logreg")
 def _load_tfidf(folder: Path, meta: dict[str, Any]) -> Teacher:
     return TfidfLogRegTeacher.from_folder(folder, meta["name"])
+
+
+TEACHER_KINDS.register("hf_local")(load_registered)
+TEACHER_KINDS.register("torch_module")(load_registered)
 
 
 def load_checkpoint(folder: str | os.PathLike[str], name: str | None = None) -> Teacher:

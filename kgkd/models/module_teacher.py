@@ -114,7 +114,7 @@ class ModuleTeacher(Teacher):
                 f"(one column per label {list(self.label_names)})"
             )
         features, self._captured = self._captured, {}
-        return ModelOutput(logits, {f: features[f] for f in self.feature_names})
+        return ModelOutput(self.reorder(logits), {f: features[f] for f in self.feature_names})
 
     def remove_hooks(self) -> None:
         """Detach the forward hooks from the wrapped module."""

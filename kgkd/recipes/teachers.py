@@ -18,7 +18,10 @@ from kgkd.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-__all__ = ["build_cache", "obtain_teacher", "teacher_collator", "teacher_domain", "teacher_train_command", "wanted_kind"]
+__all__ = [
+    "build_cache", "obtain_teacher", "register_teacher", "teacher_collator", "teacher_domain", "teacher_train_command",
+    "wanted_kind",
+]
 
 
 def teacher_domain(kg: Any, name: str) -> str:
@@ -166,3 +169,73 @@ def build_cache(teacher: Any, dataset: Any, collate: Any, cfg: RecipeConfig, spl
         preprocessing=f"max_length={cfg.data.max_length};image_size={cfg.data.image_size}",
         show_progress=show_progress,
     )  # fmt: skip
+
+
+def register_teacher(
+    name: str, path: Any, domain: str, graph: Any, *, out: Any = None, overwrite: bool = False, root: Any = None,
+    module: str | None = None, module_args: dict[str, Any] | None = None, preprocess: Any = None,
+    labels: list[str] | None = None, feature_layers: dict[str, str] | None = None,
+) -> tuple[Any, Any]:  # fmt: skip
+    """Register an existing model as teacher ``name`` of ``domain`` (what ``kgkd teachers add`` does).
+
+    Checks the model (loads it, maps its labels onto the domain's label set), adds the
+    ``kgkd:Teacher`` node (trainedOn, predicts, architecture) to the graph and validates it with
+    SHACL — all before writing anything. Then writes the registration folder and the graph to
+    ``out`` (default ``<graph stem>_<name>.ttl`` next to it). The input graph is replaced only
+    when ``out`` is that same file and ``overwrite`` is true.
+
+    Returns:
+        ``(registration folder, written graph path)``.
+
+    Raises:
+        ConfigError: bad name, an output that exists without ``overwrite``, or a teacher already in the graph.
+        GraphError / GraphValidationError: unknown domain or a graph SHACL rejects.
+        ModelError / CheckpointError: the model cannot be loaded or its labels cannot be mapped.
+    """
+    from pathlib import Path
+
+    from rdflib import Literal, URIRef
+    from rdflib.namespace import RDF, RDFS
+
+    from kgkd.graph import KnowledgeGraph
+    from kgkd.graph import vocab as V
+    from kgkd.models.loading import TEACHER_PREFIX, teacher_dir
+    from kgkd.models.registration import registration_meta, write_registration
+
+    if not name.startswith(TEACHER_PREFIX) or len(name) == len(TEACHER_PREFIX) or not name.replace("_", "").isalnum():
+        raise ConfigError(f"teacher name '{name}' must look like 'teacher_<word>' (letters, digits, '_'), e.g. 'teacher_mybert'")
+    graph_path = Path(graph)
+    target = Path(out) if out is not None else graph_path.with_name(f"{graph_path.stem}_{name}.ttl")
+    same = target.exists() and graph_path.exists() and target.resolve() == graph_path.resolve()
+    if same and (out is None or not overwrite):
+        raise ConfigError(f"--out {target} is the input graph; pass it with --overwrite to replace the input, or choose another --out")
+    if target.exists() and not overwrite:
+        raise ConfigError(f"--out {target} already exists; choose another path or pass --overwrite")
+    kg = KnowledgeGraph.from_file(graph_path)
+    node = kg.domain(domain)
+    if node.label_set is None:
+        raise ConfigError(f"{graph_path}: domain '{domain}' has no kgkd:hasLabelSet; add one so the teacher's labels can be mapped")
+    if name in {t.name for t in kg.teachers()}:
+        raise ConfigError(f"{graph_path} already has a teacher '{name}'; pick another NAME")
+    folder = teacher_dir(name, root)
+    if folder.exists() and not overwrite:
+        raise ConfigError(f"{folder} already exists (teacher '{name}' is registered or trained there); pass --overwrite or pick another NAME")
+    rdfs_labels = {lab.name: lab.label or lab.name for lab in kg.labels()}
+    graph_labels = [(n, rdfs_labels.get(n, n)) for n in kg.label_set(node.label_set).labels]
+    meta = registration_meta(
+        name, path, domain, node.label_set, graph_labels, module=module, module_args=module_args,
+        preprocess=preprocess, labels=labels, feature_layers=feature_layers,
+    )  # fmt: skip
+    iri = URIRef(str(node.iri)[: -len(domain)] + name)
+    set_iri = next(ls.iri for ls in kg.label_sets() if ls.name == node.label_set)
+    kg.add_statements([
+        (iri, RDF.type, V.Teacher), (iri, RDFS.label, Literal(f"{name} (registered)")),
+        (iri, RDFS.comment, Literal(f"{meta['architecture']} registered from {meta['source']}")),
+        (iri, V.architecture, Literal(meta["architecture"])), (iri, V.trainedOn, URIRef(str(node.iri))),
+        (iri, V.predicts, URIRef(str(set_iri))),
+    ])  # fmt: skip
+    kg.validate()
+    write_registration(meta, folder)
+    kg.serialize(target)
+    log.info("registered %s (%s) from %s; graph written to %s", name, meta["kind"], meta["source"], target)
+    return folder, target
