@@ -147,32 +147,54 @@ def measure_latency(
     return {"latency_ms": 1000.0 * median, "throughput": n / median}
 
 
+def batch_rows(batch: Mapping[str, Any], n: int) -> dict[str, Any]:
+    """The first ``n`` rows of every tensor in ``batch`` (a batch-1 probe from a bigger batch)."""
+    return {k: v[:n] if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+
+def profile(
+    models: Sequence[nn.Module], example_batch: Mapping[str, Any], repeats: int = 10
+) -> dict[str, float]:
+    """Parameters, safetensors size (MB) and CPU items/s at batch 1 and at ``example_batch``'s size.
+
+    ``throughput``/``latency_ms`` are the full-batch figures (as :func:`measure_latency`),
+    ``items_per_s_b1``/``latency_ms_b1`` those of the batch's first row alone.
+    """
+    full = measure_latency(models, example_batch, repeats=repeats)
+    one = measure_latency(models, batch_rows(example_batch, 1), repeats=repeats)
+    return {
+        "params": float(sum(count_parameters(m) for m in models)),
+        "size_mb": sum(size_on_disk(m) for m in models) / 2**20,
+        **full,
+        "items_per_s_b1": one["throughput"],
+        "latency_ms_b1": one["latency_ms"],
+    }
+
+
 def compression_report(
     student: nn.Module,
     teachers: Sequence[nn.Module],
     example_batch: Mapping[str, Any],
     repeats: int = 10,
 ) -> dict[str, dict[str, float]]:
-    """Parameters, safetensors size, latency and throughput: student vs the teacher ensemble.
+    """Parameters, safetensors size, latency and throughput (batch 1 and full batch): student vs the ensemble.
 
     Models run where they are (keep them on CPU for the CPU numbers). Returns
-    ``{"student": {...}, "ensemble": {...}, "ratio": {params, size, speedup}}``.
+    ``{"student": {...}, "ensemble": {...}, "ratio": {params, size, speedup, speedup_b1}}``.
     """
     if not teachers:
         raise DistillError(
             "compression_report needs at least one teacher to compare the student with"
         )
-    rows: dict[str, dict[str, float]] = {}
-    for key, models in (("student", [student]), ("ensemble", list(teachers))):
-        rows[key] = {
-            "params": float(sum(count_parameters(m) for m in models)),
-            "size_mb": sum(size_on_disk(m) for m in models) / 2**20,
-            **measure_latency(models, example_batch, repeats=repeats),
-        }
+    rows: dict[str, dict[str, float]] = {
+        "student": profile([student], example_batch, repeats),
+        "ensemble": profile(list(teachers), example_batch, repeats),
+    }
     s, e = rows["student"], rows["ensemble"]
     rows["ratio"] = {
         "params": e["params"] / max(s["params"], 1.0),
         "size": e["size_mb"] / max(s["size_mb"], 1e-12),
         "speedup": s["throughput"] / max(e["throughput"], 1e-12),
+        "speedup_b1": s["items_per_s_b1"] / max(e["items_per_s_b1"], 1e-12),
     }
     return rows

@@ -1,7 +1,9 @@
-"""Compact students: ``TextStudent`` (pruned-vocab transformer), ``DigitStudent`` (small CNN)."""
+"""Compact students: ``TextStudent`` (pruned-vocab transformer), ``BertStudent`` (teacher-initialised
+pruned MiniLM), ``DigitStudent`` (small CNN), and the named ladder ``STUDENT_PRESETS``."""
 
 from kgkd.models.students.base import STUDENTS, Student, load_student
 from kgkd.models.students.bert import BertStudent, BertStudentConfig
+from kgkd.models.students.presets import STUDENT_PRESETS, StudentPreset, build_preset
 from kgkd.models.students.digit import DigitStudent, DigitStudentConfig
 from kgkd.models.students.text import (
     TextStudent,
@@ -11,6 +13,9 @@ from kgkd.models.students.text import (
 )
 
 __all__ = [
+    "STUDENT_PRESETS",
+    "StudentPreset",
+    "build_preset",
     "BertStudent",
     "BertStudentConfig",
     "STUDENTS",

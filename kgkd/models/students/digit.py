@@ -28,6 +28,8 @@ class DigitStudentConfig:
             global average pool throws away where strokes are, and measured on 1,000 MNIST
             images (4 epochs) it scored 0.47 test accuracy in eval mode vs 0.91 with a 2×2 grid.
         dropout: dropout before the classifier.
+        stem_stride: 2 makes the first block a stride-2 convolution instead of a full-size
+            convolution + 2×2 max-pool (same map size, a quarter of its multiply-adds).
     """
 
     label_names: tuple[str, ...] = DIGIT_LABELS
@@ -36,6 +38,7 @@ class DigitStudentConfig:
     dim: int = 128
     grid: int = 2
     dropout: float = 0.1
+    stem_stride: int = 1
 
 
 def grid_pool(x: Tensor, grid: int) -> Tensor:
@@ -53,9 +56,9 @@ def grid_pool(x: Tensor, grid: int) -> Tensor:
     return torch.cat(cells, dim=2)
 
 
-def _block(cin: int, cout: int, pool: bool) -> nn.Sequential:
+def _block(cin: int, cout: int, pool: bool, stride: int = 1) -> nn.Sequential:
     layers: list[nn.Module] = [
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
         nn.BatchNorm2d(cout),
         nn.ReLU(),
     ]
@@ -79,13 +82,15 @@ class DigitStudent(Student):
     def __init__(self, config: DigitStudentConfig | None = None) -> None:
         super().__init__(config or DigitStudentConfig())
         cfg = self.config
-        if len(cfg.channels) != 3 or cfg.input_size % 4 or cfg.grid < 1:
+        if len(cfg.channels) != 3 or cfg.input_size % 4 or cfg.grid < 1 or cfg.stem_stride not in (1, 2):
             raise ModelError(
-                f"DigitStudent: channels must have 3 entries, input_size be a multiple of 4 and grid >= 1; "
-                f"got channels={cfg.channels}, input_size={cfg.input_size}, grid={cfg.grid}"
+                f"DigitStudent: channels must have 3 entries, input_size be a multiple of 4, grid >= 1 and "
+                f"stem_stride 1 or 2; got channels={cfg.channels}, input_size={cfg.input_size}, grid={cfg.grid}, "
+                f"stem_stride={cfg.stem_stride}"
             )
         c1, c2, c3 = cfg.channels
-        self.conv = nn.Sequential(_block(1, c1, True), _block(c1, c2, True), _block(c2, c3, False))
+        stem = _block(1, c1, True) if cfg.stem_stride == 1 else _block(1, c1, False, stride=2)
+        self.conv = nn.Sequential(stem, _block(c1, c2, True), _block(c2, c3, False))
         self.project = nn.Sequential(nn.Linear(c3 * cfg.grid * cfg.grid, cfg.dim), nn.ReLU())
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(cfg.dim, len(cfg.label_names))

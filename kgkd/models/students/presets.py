@@ -1,0 +1,138 @@
+"""Named student sizes (the ladder): ``text-tiny`` / ``text-small`` / ``text-base``, ``digit`` / ``digit-fast``.
+
+A preset is a student architecture plus its sizes and a parameter budget; the budget is
+checked when the student is built (text students' embedding tables depend on the texts, so
+their vocabularies are capped by ``max_tokens``):
+
+============  =========  ==========================================================================
+preset        budget     what
+============  =========  ==========================================================================
+text-tiny     ≤ 1 M      ``TextStudent`` from scratch (d=128, 2 layers), top-5,000 word pieces,
+                         embeddings PCA-initialised from MiniLM
+text-small    ≤ 5.7 M    ``BertStudent``: MiniLM's first layer + pooler, top-8,000 word pieces
+text-base     ≤ 15 M     ``BertStudent``: MiniLM's first 3 of 6 layers, every word piece the texts use
+digit         —          ``DigitStudent`` (32/64/64 channels, ~90 k parameters)
+digit-fast    ≤ 40 k     ``DigitStudent`` with 16/32/32 channels and a stride-2 stem (~4× fewer MACs)
+============  =========  ==========================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kgkd.errors import ConfigError, ModelError
+from kgkd.models.students.base import Student
+from kgkd.utils.registry import Registry
+
+
+@dataclass(frozen=True)
+class StudentPreset:
+    """One rung of the ladder: architecture, sizes, parameter budget and a one-line description."""
+
+    name: str
+    modality: str
+    architecture: str
+    description: str
+    max_params: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def build(
+        self,
+        texts: Iterable[str] | None = None,
+        label_names: Sequence[str] | None = None,
+        tokenizer: Any = None,
+        **overrides: Any,
+    ) -> Student:
+        """A fresh student of this preset (text presets need ``texts`` for their vocabulary).
+
+        Raises:
+            ConfigError: texts missing for a text preset, or an unknown override.
+            ModelError: the built student exceeds the preset's parameter budget.
+        """
+        options = {**self.options, **overrides}
+        if label_names is not None:
+            options["label_names"] = tuple(label_names)
+        if self.modality == "text":
+            if texts is None:
+                raise ConfigError(f"student preset '{self.name}' needs the domains' texts to build its vocabulary")
+            if tokenizer is None:
+                from kgkd.data import load_minilm_tokenizer
+
+                tokenizer = load_minilm_tokenizer()
+        student = _BUILDERS[self.architecture](texts, tokenizer, options, self.name)
+        if self.max_params is not None:
+            from kgkd.distill.evaluation import count_parameters
+
+            n = count_parameters(student)
+            if n > self.max_params:
+                raise ModelError(
+                    f"student preset '{self.name}' built {n:,} parameters, over its budget of "
+                    f"{self.max_params:,}; lower max_tokens (vocabulary) or the sizes you overrode"
+                )
+        return student
+
+
+def _text(texts: Any, tokenizer: Any, options: dict[str, Any], name: str) -> Student:
+    from kgkd.models.students.text import TextStudent
+
+    try:
+        return TextStudent.from_texts(texts, tokenizer, **options)
+    except TypeError as exc:
+        raise ConfigError(f"student preset '{name}': {exc}") from None
+
+
+def _bert(texts: Any, tokenizer: Any, options: dict[str, Any], name: str) -> Student:
+    from kgkd.models.students.bert import BertStudent
+
+    try:
+        return BertStudent.from_teacher(texts, tokenizer, **options)
+    except TypeError as exc:
+        raise ConfigError(f"student preset '{name}': {exc}") from None
+
+
+def _digit(texts: Any, tokenizer: Any, options: dict[str, Any], name: str) -> Student:
+    from kgkd.models.students.digit import DigitStudent, DigitStudentConfig
+
+    try:
+        return DigitStudent(DigitStudentConfig(**options))
+    except TypeError as exc:
+        raise ConfigError(f"student preset '{name}': {exc}") from None
+
+
+_BUILDERS = {"text": _text, "bert": _bert, "digit": _digit}
+
+#: The student ladder by name.
+STUDENT_PRESETS: Registry[StudentPreset] = Registry("student preset")
+
+
+def _register(preset: StudentPreset) -> None:
+    STUDENT_PRESETS.register(preset.name)(preset)
+
+
+_register(StudentPreset(
+    "text-tiny", "text", "text", "scratch transformer d=128 x2 layers, top-5k word pieces (PCA MiniLM embeddings)",
+    max_params=1_000_000,
+    options={"max_tokens": 5000, "dim": 128, "num_layers": 2, "num_heads": 4, "ff_dim": 256,
+             "init_from_teacher": True},
+))  # fmt: skip
+_register(StudentPreset(
+    "text-small", "text", "bert", "MiniLM layer 1 of 6 + pooler, top-8k word pieces (teacher-initialised)",
+    max_params=5_700_000, options={"num_layers": 1, "max_tokens": 8000},
+))  # fmt: skip
+_register(StudentPreset(
+    "text-base", "text", "bert", "MiniLM layers 1-3 of 6 + pooler, all in-domain word pieces (teacher-initialised)",
+    max_params=15_000_000, options={"num_layers": 3},
+))  # fmt: skip
+_register(StudentPreset("digit", "image", "digit", "CNN 32/64/64 channels (~90k parameters)"))
+_register(StudentPreset(
+    "digit-fast", "image", "digit", "CNN 16/32/32 channels, stride-2 stem (~32k parameters)",
+    max_params=40_000, options={"channels": (16, 32, 32), "stem_stride": 2},
+))  # fmt: skip
+
+
+def build_preset(name: str, texts: Iterable[str] | None = None, label_names: Sequence[str] | None = None,
+                 **overrides: Any) -> Student:  # fmt: skip
+    """``STUDENT_PRESETS.get(name).build(...)``: a fresh student of the named rung."""
+    return STUDENT_PRESETS.get(name).build(texts, label_names, **overrides)
