@@ -4,7 +4,6 @@ kgkd what plain transformers / torch predict."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import subprocess

@@ -22,8 +22,8 @@ from kgkd.models.hf_teacher import HFTeacher
 from kgkd.models.module_teacher import ModuleTeacher
 from kgkd.models.provenance import META_NAME, VARIANT_SEP
 from kgkd.models.registration import load_registered
-from kgkd.models.tfidf import TfidfLogRegTeacher
 from kgkd.models.students.base import config_from_dict
+from kgkd.models.tfidf import TfidfLogRegTeacher
 from kgkd.paths import cache_dir
 from kgkd.utils.logging import get_logger
 from kgkd.utils.registry import Registry
@@ -98,7 +98,7 @@ def load_checkpoint(folder: str | os.PathLike[str], name: str | None = None) -> 
     """
     folder = Path(folder)
     name = name or folder.name.split(VARIANT_SEP)[0]
-    domain = name[len(TEACHER_PREFIX) :] if name.startswith(TEACHER_PREFIX) else name
+    domain = name.removeprefix(TEACHER_PREFIX)
     meta = read_json(folder / META_NAME)
     for key in ("kind", "label_names"):
         if key not in meta:

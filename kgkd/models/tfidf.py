@@ -24,7 +24,14 @@ from torch import Tensor, nn
 
 from kgkd.errors import CheckpointError, DataError, ModelError
 from kgkd.models.base import ModelOutput, Teacher
-from kgkd.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_weights, read_json, save_weights, write_json
+from kgkd.models.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    load_weights,
+    read_json,
+    save_weights,
+    write_json,
+)
 
 VOCAB_NAME = "vocab.json"
 ARCHITECTURE = "tfidf_logreg"
@@ -151,7 +158,7 @@ def fit_tfidf_logreg(
     from sklearn.linear_model import LogisticRegression
 
     settings = TfidfSettings(ngram_range=(1, int(ngram_max)))
-    present = sorted(set(int(y) for y in labels))
+    present = sorted({int(y) for y in labels})
     if present != list(range(len(label_names))):
         raise DataError(
             f"tfidf_logreg teacher '{name}': the training data has labels {present} but the task has "

@@ -32,8 +32,8 @@ from kgkd.models.base import ModelOutput
 from kgkd.models.checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_dir, save_weights, write_json
 from kgkd.models.digit_cnn import DigitCNN, DigitCNNConfig
 from kgkd.models.loading import teachers_root
-from kgkd.models.tfidf import fit_tfidf_logreg
 from kgkd.models.provenance import FINGERPRINT_KEY, META_NAME, TRAINING_KEY, settings_fingerprint
+from kgkd.models.tfidf import fit_tfidf_logreg
 from kgkd.utils.compat import auto_sequence_classifier
 from kgkd.utils.logging import get_logger
 from kgkd.utils.registry import Registry

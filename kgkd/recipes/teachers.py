@@ -97,7 +97,12 @@ def obtain_teacher(name: str, kg: Any, cfg: RecipeConfig, show_progress: bool = 
     """
     from kgkd.models.loading import load_checkpoint, teacher_dir
     from kgkd.models.provenance import (
-        TRAINING_KEY, describe_settings, read_meta, recorded_fingerprint, settings_diff, variant_dir,
+        TRAINING_KEY,
+        describe_settings,
+        read_meta,
+        recorded_fingerprint,
+        settings_diff,
+        variant_dir,
     )  # fmt: skip
     from kgkd.models.training import plan_training, train_teacher
 
