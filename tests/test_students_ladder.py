@@ -114,6 +114,6 @@ def test_preset_errors_are_clear(texts: list[str]) -> None:
     with pytest.raises(ConfigError, match="needs the domains' texts"):
         build_preset("text-small")
     with pytest.raises(ModelError, match="over its budget of 1,000,000"):
-        build_preset("text-tiny", texts, dim=512)
+        build_preset("text-tiny", texts, dim=384, num_heads=4)
     with pytest.raises(ConfigError, match="student preset 'digit-fast'"):
         build_preset("digit-fast", widht=3)
