@@ -36,7 +36,7 @@ def _compact(kg: KnowledgeGraph, value: Any) -> Any:
 def _validate(args: argparse.Namespace) -> int:
     from kgkd.graph.knowledge_graph import KnowledgeGraph
 
-    kg = KnowledgeGraph.from_file(args.file, format=args.format).validate()
+    kg = KnowledgeGraph.from_file(args.file, format=args.format).validate(engine=args.engine)
     counts = kg.summary()
     print(
         f"{args.file}: valid ({counts['domains']} domains, {counts['teachers']} teachers, "
@@ -48,12 +48,16 @@ def _validate(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from kgkd.graph.knowledge_graph import KnowledgeGraph
 
+    from kgkd.graph import vocab as V
+    from kgkd.graph.reader import read_domain, read_teacher, typed_nodes
+
     kg = KnowledgeGraph.from_file(args.file, format=args.format)
     if not args.no_validate:
-        kg.validate()
+        kg.validate(engine=args.engine)
     counts = kg.summary()
     print(format_table([{"kind": k, "count": v} for k, v in counts.items() if v]))
-    print()
+    limit = None if args.rows <= 0 else args.rows
+    domains = typed_nodes(kg.graph, V.Domain)
     rows = [
         {
             "domain": d.name,
@@ -62,10 +66,11 @@ def _show(args: argparse.Namespace) -> int:
             "label set": d.label_set,
             "description": d.description,
         }
-        for d in kg.domains()
+        for d in (read_domain(kg.graph, iri) for iri in domains[:limit])
     ]
-    print(format_table(rows))
     print()
+    print(format_table(rows) + _more(len(domains), len(rows), "domains"))
+    teachers = typed_nodes(kg.graph, V.Teacher)
     rows = [
         {
             "teacher": t.name,
@@ -73,15 +78,23 @@ def _show(args: argparse.Namespace) -> int:
             "trained on": ", ".join(t.trained_on),
             "predicts": t.label_set,
         }
-        for t in kg.teachers()
+        for t in (read_teacher(kg.graph, iri) for iri in teachers[:limit])
     ]
-    print(format_table(rows))
+    print()
+    print(format_table(rows) + _more(len(teachers), len(rows), "teachers"))
     if args.out:
         from kgkd.graph.draw import draw_graph
 
-        path = draw_graph(kg, args.out)
+        path = draw_graph(kg, args.out, max_nodes=args.max_nodes)
         print(f"\nwrote {path}")
     return 0
+
+
+def _more(total: int, shown: int, what: str) -> str:
+    """A last line saying how many rows were left out (none when all were shown)."""
+    if total <= shown:
+        return ""
+    return f"\n... {total - shown:,} more {what} (--rows 0 shows all, or use `kgkd graph query`)"
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -111,20 +124,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         p.add_argument(
             "--format",
             default=None,
-            help="RDF format when the extension does not tell (e.g. turtle)",
+            help="RDF format, overriding the extension (turtle, xml, json-ld, nt, trig ...)",
         )
         return p
 
+    def engine_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--engine",
+            choices=("auto", "shacl", "fast"),
+            default="auto",
+            help="shapes engine: pyshacl ('shacl'), kgkd's fast evaluator of the same shapes and "
+            "messages ('fast'), or 'auto' (fast from 5,000 triples on; default)",
+        )
+
     p = add("validate", "check a graph against the kgkd SHACL shapes and structural rules")
+    engine_option(p)
     p.set_defaults(func=_validate)
     p = add("show", "print a summary of a graph and optionally draw it as a PNG")
     p.add_argument("--out", default=None, help="write a picture of the graph to this PNG file")
     p.add_argument(
         "--no-validate", action="store_true", help="show the graph without validating it first"
     )
+    p.add_argument(
+        "--rows", type=int, default=50, help="domains / teachers listed (default 50; 0 = all)"
+    )
+    p.add_argument(
+        "--max-nodes",
+        type=int,
+        default=80,
+        help="draw every node up to this many; above, a summary view by group (default 80)",
+    )
+    engine_option(p)
     p.set_defaults(func=_show)
     p = add(
-        "query", "run a SPARQL SELECT/ASK query (prefixes kgkd:, rdfs:, xsd: ... are pre-bound)"
+        "query",
+        "run a read-only SPARQL SELECT/ASK/CONSTRUCT query (prefixes kgkd:, rdfs:, xsd: ... "
+        "are pre-bound; updates are refused)",
     )
     p.add_argument("sparql", help="the SPARQL query text")
     p.set_defaults(func=_query)

@@ -1,16 +1,34 @@
 """Draw a knowledge graph as a layered PNG: teachers on top, domains in the middle,
 tasks / label sets / labels below; colours per node type, a legend, node names,
-and the weights of weighted links."""
+and the weights of weighted links.
+
+The canvas is fixed (:data:`CANVAS` inches at ``dpi``): nodes and fonts shrink to fit
+instead of the figure growing. Above :data:`NODE_BUDGET` nodes one picture of every node
+would be unreadable, so :mod:`kgkd.graph.draw_summary` draws a summary view instead.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 
+from kgkd.graph import vocab as V
 from kgkd.graph.knowledge_graph import KnowledgeGraph
+from kgkd.graph.nx_view import typed_iris
 from kgkd.utils.io import atomic_path
+from kgkd.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+#: Figure size in inches, for every graph (2080 x 1170 pixels at the default 130 dpi).
+CANVAS = (16.0, 9.0)
+#: Share of the canvas width the graph may use (the legend takes the rest).
+PLOT_WIDTH = 0.84
+#: Graphs with more drawn nodes than this get the summary view.
+NODE_BUDGET = 80
 
 #: Fill colour per node type (colour-blind-friendly Okabe-Ito palette).
 NODE_COLOURS: dict[str, str] = {
@@ -148,22 +166,64 @@ def _collapse_labels(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
     return h
 
 
+def drawn_node_count(kg: KnowledgeGraph) -> int:
+    """How many nodes the detailed view would draw (labels collapse above MAX_LABELS_SHOWN)."""
+    kinds = list(typed_iris(kg.graph).values())
+    labels = kinds.count(V.NODE_TYPES[V.Label])
+    return len(kinds) - (labels if labels > MAX_LABELS_SHOWN else 0)
+
+
 def draw_graph(
-    kg: KnowledgeGraph, path: str | Path, title: str | None = None, dpi: int = 130
+    kg: KnowledgeGraph,
+    path: str | Path,
+    title: str | None = None,
+    dpi: int = 130,
+    max_nodes: int = NODE_BUDGET,
 ) -> Path:
-    """Render ``kg`` to a PNG at ``path`` (written atomically) and return the path."""
+    """Render ``kg`` to a PNG of :data:`CANVAS` inches at ``path`` (written atomically).
+
+    Up to ``max_nodes`` drawn nodes: every node and link; above: the summary view of
+    :mod:`kgkd.graph.draw_summary` (groups, the most connected domains, a note of what
+    was left out, also logged).
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    nodes = drawn_node_count(kg)
+    if nodes > max_nodes:
+        from kgkd.graph.draw_summary import summary_figure
+
+        fig = summary_figure(kg, title or Path(kg.source).name, nodes, max_nodes)
+    else:
+        fig = _detailed_figure(kg, title or Path(kg.source).name)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+    return Path(path)
+
+
+def _scale(pos: dict[str, tuple[float, float]]) -> float:
+    """1.0 when a row slot is at least as wide as a full-size node, smaller when nodes crowd."""
+    xs = [p[0] for p in pos.values()] or [0.0]
+    slot_inches = CANVAS[0] * PLOT_WIDTH / (max(xs) - min(xs) + 2)
+    return min(1.0, slot_inches / 1.05)
+
+
+def _detailed_figure(kg: KnowledgeGraph, title: str) -> Any:
+    """Every node and link of ``kg`` on the fixed canvas, sizes scaled to fit."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     g = _collapse_labels(kg.to_networkx())
     pos = layout(g)
-    xs = [p[0] for p in pos.values()] or [0.0]
-    fig_w = max(8.0, 1.9 * (max(xs) - min(xs) + 2))
-    fig, ax = plt.subplots(figsize=(fig_w, 8.5))
+    scale = _scale(pos)
+    node_size = NODE_SIZE * scale**2
+    font = max(3.0, 7.0 * scale)
+    fig = plt.figure(figsize=CANVAS)
+    ax = fig.add_axes((0.01, 0.02, PLOT_WIDTH, 0.9))
     kinds = [kind for kind in NODE_COLOURS if any(t == kind for _, t in g.nodes(data="type"))]
     for kind in kinds:
         nodes = [n for n, t in g.nodes(data="type") if t == kind]
@@ -172,7 +232,7 @@ def draw_graph(
             pos,
             nodelist=nodes,
             node_color=NODE_COLOURS[kind],
-            node_size=NODE_SIZE,
+            node_size=node_size,
             edgecolors="#333333",
             linewidths=0.8,
             ax=ax,
@@ -181,7 +241,7 @@ def draw_graph(
     for n, extra in g.nodes(data="caption_extra"):
         if extra:
             captions[n] = f"{captions[n]}\n{extra}"
-    nx.draw_networkx_labels(g, pos, labels=captions, font_size=7, ax=ax)
+    nx.draw_networkx_labels(g, pos, labels=captions, font_size=font, ax=ax)
     relations = sorted({rel for _, _, rel in g.edges(keys=True)})
     groups: dict[tuple[str, float], list[tuple[str, str]]] = defaultdict(list)
     for u, v, rel in g.edges(keys=True):
@@ -198,8 +258,8 @@ def draw_graph(
             width=0.7 if faint else 1.5,
             alpha=0.35 if faint else 0.95,
             arrows=True,
-            arrowsize=10 if faint else 13,
-            node_size=NODE_SIZE,
+            arrowsize=(10 if faint else 13) * scale,
+            node_size=node_size,
             connectionstyle=conn,
             ax=ax,
         )
@@ -208,7 +268,7 @@ def draw_graph(
                 g,
                 pos,
                 edge_labels={(u, v): f"{g.edges[u, v, rel]['weight']:.2g}" for u, v in edgelist},
-                font_size=7.5,
+                font_size=font + 0.5,
                 font_color=EDGE_COLOURS[rel],
                 connectionstyle=conn,
                 ax=ax,
@@ -232,11 +292,7 @@ def draw_graph(
     ax.legend(
         handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False
     )
-    ax.set_title(title or Path(kg.source).name, fontsize=11)
+    ax.set_title(title, fontsize=11)
     ax.set_axis_off()
     ax.margins(x=0.06, y=0.12)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return Path(path)
+    return fig

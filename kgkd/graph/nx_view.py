@@ -9,6 +9,7 @@ Only typed kgkd nodes and kgkd relations between them are part of the view.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +23,53 @@ from kgkd.graph.reader import literal_number, node_type_of, typed_nodes, weighte
 
 #: Node attributes that are not kgkd literals.
 RESERVED_ATTRS = frozenset({"type", "name", "iri", "label", "description"})
+
+
+def typed_iris(graph: Graph) -> dict[URIRef, str]:
+    """Every typed kgkd node IRI and its node type (the first of :data:`vocab.NODE_TYPES`)."""
+    return _typed_iris(graph)
+
+
+def iter_links(graph: Graph, typed: dict[URIRef, str]) -> Iterator[tuple[URIRef, URIRef, str, Any]]:
+    """``(source, target, relation, raw weight or None)`` for every kgkd link between typed nodes,
+    read predicate by predicate (one pass over the triples, no per-node lookups)."""
+    targets: dict[Any, list[Any]] = {}
+    for b, t in graph.subject_objects(V.target):
+        targets.setdefault(b, []).append(t)
+    weights = {b: w for b, w in graph.subject_objects(V.weight)}
+    kgkd = str(V.KGKD)
+    for prop in graph.predicates(unique=True):
+        if not str(prop).startswith(kgkd):
+            continue
+        relation = V.local_name(prop)
+        for s, o in graph.subject_objects(prop):
+            if s not in typed:
+                continue
+            if isinstance(o, URIRef):
+                if o in typed:
+                    yield s, o, relation, None
+            elif isinstance(o, BNode):
+                for t in targets.get(o, []):
+                    if isinstance(t, URIRef) and t in typed:
+                        yield s, t, relation, weights.get(o)
+
+
+def summary_counts(graph: Graph) -> dict[str, int]:
+    """Nodes per type (``domains``, ``teachers`` ...), ``relations`` and ``triples``: the counts of
+    :func:`to_networkx`'s view, computed from the triples without building it."""
+    typed = _typed_iris(graph)
+    names: dict[str, str] = {}
+    for iri, kind in sorted(typed.items(), key=lambda kv: str(kv[0])):
+        names[V.local_name(iri)] = kind  # like add_node: a later IRI with the same name wins
+    edges = {
+        (V.local_name(s), V.local_name(t), relation) for s, t, relation, _ in iter_links(graph, typed)
+    }
+    counts = {f"{kind}s": 0 for kind in V.NODE_TYPES.values()}
+    for kind in names.values():
+        counts[f"{kind}s"] += 1
+    counts["relations"] = len(edges)
+    counts["triples"] = len(graph)
+    return counts
 
 
 def _literal_value(value: Literal) -> Any:
@@ -151,4 +199,11 @@ def from_networkx(g: nx.Graph, base: str | Namespace = V.KGKD_DATA) -> Graph:
     return graph
 
 
-__all__ = ["from_networkx", "node_type_of", "to_networkx"]
+__all__ = [
+    "from_networkx",
+    "iter_links",
+    "node_type_of",
+    "summary_counts",
+    "to_networkx",
+    "typed_iris",
+]
