@@ -68,6 +68,7 @@ def _add(args: argparse.Namespace) -> int:
         args.name, args.file, modality=args.modality, text_column=args.text_column,
         label_column=args.label_column, labels=args.labels, val=args.val, test=args.test,
         seed=args.seed, description=args.description, force=args.force,
+        max_sample_bytes=args.max_sample_bytes, show_progress=not args.quiet,
     )  # fmt: skip
     c = entry["counts"]
     labelled = "unlabelled" if entry["labelled"] == 0 else f"{entry['labelled']} labelled"
@@ -145,6 +146,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument(
         "--force", action="store_true", help="replace an existing user domain of that name"
     )
+    add.add_argument("--max-sample-bytes", type=int, default=None, metavar="N",
+                     help="refuse lines longer than N bytes (default 8 MiB: longer is a broken file)")  # fmt: skip
+    add.add_argument("--quiet", action="store_true", help="no progress bars")
     add.set_defaults(func=_add)
 
     remove = sub.add_parser("remove", help="delete a domain added with `kgkd data add`")

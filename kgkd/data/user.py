@@ -17,21 +17,25 @@ when the data dir is a checkout or ``$KGKD_DATA_DIR``; else ``$XDG_DATA_HOME/kgk
 from __future__ import annotations
 
 import difflib
+import gzip
+import json
 import os
 import re
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from kgkd.data.specs import DIGIT_LABELS, DOMAINS, MODALITIES, SENTIMENT_LABELS, DomainSpec
 from kgkd.data.splits import SPLITS, stratified_split
-from kgkd.data.storage import read_manifest, sha256_file, write_image_arrays, write_text_records
+from kgkd.data.storage import read_manifest, sha256_file, write_image_arrays
 from kgkd.data.user_files import UserRows, read_user_file
 from kgkd.errors import DataError, UnknownDatasetError
 from kgkd.paths import data_dir, repo_root
-from kgkd.utils.io import atomic_write_json
+from kgkd.utils.io import atomic_path, atomic_write_json
 from kgkd.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -181,6 +185,8 @@ def add_user_domain(
     seed: int = 0,
     description: str = "",
     force: bool = False,
+    max_sample_bytes: int | None = None,
+    show_progress: bool = False,
 ) -> dict[str, Any]:
     """Import a user's data file as domain ``name`` and return its manifest entry.
 
@@ -195,6 +201,11 @@ def add_user_domain(
         seed: seed of the stratified split.
         description: one line on the data (shown by ``kgkd data list``).
         force: replace an existing user domain of the same name.
+        max_sample_bytes: longest line/sample accepted (default 8 MiB); longer ones are refused.
+        show_progress: progress bars while reading the file and writing the domain.
+
+    Large files stream: the file is read twice (check + index by byte offset, then copy), one
+    line at a time, so memory holds only one offset and label per sample.
 
     Raises:
         DataError: bad name, name clash, bad shares, or any problem in the file (see ``read_user_file``).
@@ -221,7 +232,8 @@ def add_user_domain(
             f"--labels {','.join(label_names)}: label names must be non-empty and distinct"
         )
     rows = read_user_file(src, label_names=label_names, modality=modality, text_column=text_column,
-                          label_column=label_column)  # fmt: skip
+                          label_column=label_column, max_sample_bytes=max_sample_bytes,
+                          show_progress=show_progress)  # fmt: skip
     split = stratified_split(rows.labels, fractions, seed)
     for s, share in zip(SPLITS, fractions):
         if share > 0 and not (split == s).any():
@@ -231,7 +243,7 @@ def add_user_domain(
             )
     root = user_data_dir()
     rel = f"text/{name}.jsonl.gz" if rows.modality == "text" else f"images/{name}.npz"
-    _write(root / rel, name, rows, split)
+    _write(root / rel, name, rows, split, show_progress)
     options = {
         "--text-column": text_column if rows.modality == "text" and text_column != "text" else None,
         "--label-column": label_column,
@@ -282,13 +294,12 @@ def add_user_domain(
     return entry
 
 
-def _write(target: Path, name: str, rows: UserRows, split: np.ndarray) -> None:
+def _write(target: Path, name: str, rows: UserRows, split: np.ndarray, show_progress: bool = False) -> None:
     if rows.texts is not None:
-        write_text_records(
-            target,
-            ({"id": f"{name}-{i:06d}", "text": t, "label": int(y), "split": str(s)}
-             for i, (t, y, s) in enumerate(zip(rows.texts, rows.labels, split))),
-        )  # fmt: skip
+        records = ({"id": f"{name}-{i:06d}", "text": t, "label": int(y), "split": str(s)}
+                   for i, (t, y, s) in enumerate(zip(rows.texts, rows.labels, split)))  # fmt: skip
+        _write_text_stream(target, tqdm(records, total=len(rows), desc=f"writing {name}", unit="text",
+                                        disable=not show_progress, leave=False))  # fmt: skip
         return
     assert rows.images is not None
     arrays: dict[str, np.ndarray] = {}
@@ -297,6 +308,16 @@ def _write(target: Path, name: str, rows: UserRows, split: np.ndarray) -> None:
         arrays[f"x_{s}"] = rows.images[keep]
         arrays[f"y_{s}"] = rows.labels[keep].astype(np.int64)
     write_image_arrays(target, arrays)
+
+
+def _write_text_stream(target: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Gzipped JSON lines written record by record (bounded memory), atomically; gzip mtime 0 (reproducible)."""
+    with atomic_path(target) as tmp, open(tmp, "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
+            for rec in records:
+                gz.write((json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8"))
+        raw.flush()
+        os.fsync(raw.fileno())
 
 
 def remove_user_domain(name: str) -> Path:

@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import csv
 import difflib
-import io
+import itertools
 import json
 import re
 import zipfile
+from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from kgkd.errors import DataError
 
@@ -41,6 +43,8 @@ FORMATS: dict[str, str] = {
     ".txt": "txt",
     ".npz": "npz",
 }
+#: Longest line (one sample) accepted by default: 8 MiB; anything longer is a broken file.
+MAX_SAMPLE_BYTES = 8 * 1024 * 1024
 #: Label cells meaning "this sample has no label".
 UNLABELLED_VALUES: frozenset[str] = frozenset({"", "-1", "null", "none", "nan", "?"})
 _WS = re.compile(r"\s+")
@@ -53,7 +57,7 @@ class UserRows:
     Attributes:
         modality: ``"text"`` or ``"image"``.
         labels: int64 label index per sample; ``-1`` = unlabelled.
-        texts: normalised texts (text files).
+        texts: normalised texts (text files): a :class:`LazyTexts` reading each by byte offset.
         images: uint8 [N,H,W] (``.npz`` files).
         format: the layout read (``csv``, ``tsv``, ``jsonl``, ``txt``, ``npz``).
         skipped: blank lines skipped (plain-text files only).
@@ -61,7 +65,7 @@ class UserRows:
 
     modality: str
     labels: np.ndarray
-    texts: list[str] | None = None
+    texts: Sequence[str] | None = None
     images: np.ndarray | None = None
     format: str = ""
     skipped: int = 0
@@ -92,8 +96,13 @@ def read_user_file(
     modality: str | None = None,
     text_column: str = "text",
     label_column: str | None = None,
+    max_sample_bytes: int | None = None,
+    show_progress: bool = False,
 ) -> UserRows:
-    """Read and check a user data file.
+    """Read and check a user data file, streaming: text files are indexed by byte offset, not loaded.
+
+    Memory stays bounded for any file size: one line at a time is read and checked, and only each
+    sample's byte offset and label index are kept; ``UserRows.texts`` reads a text when asked.
 
     Args:
         path: the file (its suffix selects the layout, see the module docstring).
@@ -101,7 +110,10 @@ def read_user_file(
         modality: ``"text"`` or ``"image"``; ``None`` infers it (``.npz`` → image, else text).
         text_column: column/key holding the text (CSV/TSV/JSONL).
         label_column: column/key holding the label; ``None`` uses ``"label"`` when the file has
-            it and otherwise reads every sample as unlabelled.
+            it (JSONL: when its first object has it) and otherwise reads every sample as unlabelled.
+        max_sample_bytes: longest line accepted (default :data:`MAX_SAMPLE_BYTES`); longer ones
+            are refused with a message naming the line.
+        show_progress: a progress bar over the bytes read.
 
     Raises:
         DataError: missing/empty file, unknown suffix, missing column (with a did-you-mean),
@@ -125,45 +137,140 @@ def read_user_file(
         raise DataError(f"{path}: the file is empty; put at least one sample in it")
     if fmt == "npz":
         return _read_npz(path, label_names)
-    if fmt == "txt":
-        if label_column is not None:
-            raise DataError(
-                f"{path}: plain-text files hold one text per line and no labels, but --label-column "
-                f"'{label_column}' was given; drop it, or use a CSV/TSV/JSONL file with a label column"
-            )
-        return _read_txt(path)
-    records = _csv_records(path, fmt) if fmt in ("csv", "tsv") else _jsonl_records(path)
-    return _rows_from_records(path, fmt, records, label_names, text_column, label_column)
-
-
-# --- plain text --------------------------------------------------------------
-def _open_text(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line) pairs; undecodable bytes raise a DataError naming the line."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+    if fmt == "txt" and label_column is not None:
         raise DataError(
-            f"{path}, line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8"
-        ) from None
-    yield from enumerate(io.StringIO(text, newline=""), start=1)
+            f"{path}: plain-text files hold one text per line and no labels, but --label-column "
+            f"'{label_column}' was given; drop it, or use a CSV/TSV/JSONL file with a label column"
+        )
+    cap = MAX_SAMPLE_BYTES if max_sample_bytes is None else max_sample_bytes
+    if cap < 1:
+        raise DataError(f"max_sample_bytes={cap} must be a positive number of bytes")
+    size = path.stat().st_size
+    with tqdm(total=size, unit="B", unit_scale=True, desc=f"reading {path.name}", disable=not show_progress,
+              leave=False) as bar:  # fmt: skip
+        if fmt == "txt":
+            return _read_txt(path, cap, bar)
+        records = _csv_records(path, fmt, cap, bar) if fmt in ("csv", "tsv") else _jsonl_records(path, cap, bar)
+        return _rows_from_records(path, fmt, records, label_names, text_column, label_column)
 
 
-def _read_txt(path: Path) -> UserRows:
-    texts: list[str] = []
+# --- streamed lines ----------------------------------------------------------------
+class _Lines:
+    """(line number, byte offset, decoded line) of a file, read in binary one capped line at a time.
+
+    Memory stays bounded whatever the file size: no line longer than ``max_bytes`` is ever held
+    (such a line raises a DataError naming it and its size); undecodable bytes raise a DataError
+    naming the line. ``bar`` (a tqdm bar over bytes) is advanced as lines are read.
+    """
+
+    def __init__(self, path: Path, max_bytes: int, bar: Any = None, offset: int = 0, lineno: int = 1) -> None:
+        self.path, self.max_bytes, self.bar = path, max_bytes, bar
+        self.offset, self.lineno = offset, lineno
+
+    def __iter__(self) -> Iterator[tuple[int, int, str]]:
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            while True:
+                start = self.offset
+                raw = fh.readline(self.max_bytes + 1)
+                if not raw:
+                    return
+                if len(raw) > self.max_bytes and not raw.endswith(b"\n"):
+                    raise self._too_long(fh, len(raw))
+                self.offset += len(raw)
+                if self.bar is not None:
+                    self.bar.update(len(raw))
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(
+                        f"{self.path}, line {self.lineno}: not UTF-8 text ({exc.reason} at byte {start + exc.start}); "
+                        "save the file as UTF-8"
+                    ) from None
+                if start == 0:
+                    text = text.removeprefix("\ufeff")
+                yield self.lineno, start, text
+                self.lineno += 1
+
+    def _too_long(self, fh: Any, seen: int) -> DataError:
+        size = seen
+        while True:  # measure the whole line for the message, a chunk at a time
+            chunk = fh.readline(1 << 20)
+            size += len(chunk)
+            if not chunk or chunk.endswith(b"\n"):
+                break
+        return DataError(
+            f"{self.path}, line {self.lineno}: one line holds {size:,} bytes, over the limit of {self.max_bytes:,} "
+            "bytes for one sample (max_sample_bytes); a line this long is almost always a broken file (missing "
+            "line breaks, a binary blob) — put one sample per line, or raise the limit with --max-sample-bytes"
+        )
+
+
+def _normalised_text(path: Path, line: int, column: str, value: Any) -> str:
+    """The normalised text of one cell, or a DataError naming the line and column."""
+    if not isinstance(value, str):
+        got = "no value" if value is None else f"{value!r} ({type(value).__name__})"
+        raise DataError(
+            f"{path}, line {line}, column '{column}': expected a string, got {got}; "
+            "give every row its text (or remove the row)"
+        )
+    text = _normalise(value)
+    if not text:
+        raise DataError(f"{path}, line {line}, column '{column}': the text is empty; fill it in or remove the row")
+    return text
+
+
+class LazyTexts(Sequence[str]):
+    """The texts of a user file, indexed by byte offset and read (and normalised) on demand.
+
+    Holds one int64 offset per sample, never the texts; ``texts[i]`` seeks to sample ``i`` and
+    parses just that line/row. Picklable (the file handle is reopened where it is used).
+    """
+
+    def __init__(self, path: Path, fmt: str, offsets: np.ndarray, column: str = "text",
+                 header: Sequence[str] = ()) -> None:  # fmt: skip
+        self.path, self.fmt, self.offsets = path, fmt, offsets
+        self.column, self.header = column, list(header)
+        self._fh: Any = None
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if self._fh is None:
+            self._fh = open(self.path, "rb")  # noqa: SIM115 - kept open across reads; closed in __del__
+        self._fh.seek(int(self.offsets[i]))
+        if self.fmt in ("csv", "tsv"):
+            lines = (raw.decode("utf-8") for raw in iter(self._fh.readline, b""))
+            row = next(csv.reader(lines, delimiter="\t" if self.fmt == "tsv" else ","))
+            return _normalise(dict(zip(self.header, row)).get(self.column, ""))
+        line = self._fh.readline().decode("utf-8")
+        if self.fmt == "jsonl":
+            return _normalise(json.loads(line).get(self.column, ""))
+        return _normalise(line)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fh": None}
+
+    def __del__(self) -> None:
+        if getattr(self, "_fh", None) is not None:
+            self._fh.close()
+
+
+def _read_txt(path: Path, max_bytes: int, bar: Any) -> UserRows:
+    offsets: array[int] = array("q")
     skipped = 0
-    for _, line in _open_text(path):
-        text = _normalise(line)
-        if text:
-            texts.append(text)
+    for _, offset, line in _Lines(path, max_bytes, bar):
+        if _normalise(line):
+            offsets.append(offset)
         else:
             skipped += 1
-    if not texts:
+    if not offsets:
         raise DataError(f"{path}: the file holds only blank lines; put one text per line in it")
-    return UserRows(
-        "text", np.full(len(texts), -1, dtype=np.int64), texts=texts, format="txt", skipped=skipped
-    )
+    texts = LazyTexts(path, "txt", np.frombuffer(offsets, dtype=np.int64))
+    return UserRows("text", np.full(len(texts), -1, dtype=np.int64), texts=texts, format="txt", skipped=skipped)
 
 
 # --- CSV / TSV / JSONL ---------------------------------------------------------
@@ -171,21 +278,47 @@ def _read_txt(path: Path) -> UserRows:
 class _Record:
     line: int
     values: dict[str, Any]
+    offset: int = 0
 
 
-def _csv_records(path: Path, fmt: str) -> tuple[list[str], list[_Record]]:
+def _csv_records(path: Path, fmt: str, max_bytes: int, bar: Any) -> tuple[list[str], Iterator[_Record]]:
     delimiter = "\t" if fmt == "tsv" else ","
-    lines = (line for _, line in _open_text(path))
-    reader = csv.reader(lines, delimiter=delimiter)
+    starts: list[int] = []  # offsets of the lines the csv reader took for the current row
+
+    def lines() -> Iterator[str]:
+        for _, offset, text in _Lines(path, max_bytes, bar):
+            starts.append(offset)
+            yield text
+
+    reader = csv.reader(lines(), delimiter=delimiter)
+
+    def fail(exc: csv.Error) -> DataError:
+        if "field larger than field limit" in str(exc):
+            limit = csv.field_size_limit()
+            return DataError(
+                f"{path}, line {reader.line_num}: a field is longer than the csv module's limit of {limit:,} "
+                "characters; no sample needs that much text (teachers read a few hundred tokens) — shorten or drop "
+                "that field; if it should be short, a quote (\") left open there swallows the lines after it"
+            )
+        return DataError(f"{path}, line {reader.line_num}: malformed {fmt.upper()} ({exc}); fix the quoting")
+
     try:
         header = next(reader, None)
-        if header is None or not any(h.strip() for h in header):
-            raise DataError(
-                f"{path}: the file has no header row; put column names (e.g. text,label) on line 1"
-            )
-        header = [h.strip() for h in header]
-        records: list[_Record] = []
-        for row in reader:
+    except csv.Error as exc:
+        raise fail(exc) from None
+    if header is None or not any(h.strip() for h in header):
+        raise DataError(f"{path}: the file has no header row; put column names (e.g. text,label) on line 1")
+    header = [h.strip() for h in header]
+
+    def records() -> Iterator[_Record]:
+        while True:
+            starts.clear()
+            try:
+                row = next(reader, None)
+            except csv.Error as exc:
+                raise fail(exc) from None
+            if row is None:
+                return
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) > len(header):
@@ -193,34 +326,34 @@ def _csv_records(path: Path, fmt: str) -> tuple[list[str], list[_Record]]:
                     f"{path}, line {reader.line_num}: {len(row)} fields but the header has {len(header)} "
                     f"({delimiter!r}-separated); quote fields that contain {delimiter!r}"
                 )
-            records.append(_Record(reader.line_num, dict(zip(header, row))))
-    except csv.Error as exc:
-        raise DataError(
-            f"{path}, line {reader.line_num}: malformed {fmt.upper()} ({exc}); fix the quoting"
-        ) from None
-    return header, records
+            yield _Record(reader.line_num, dict(zip(header, row)), starts[0])
+
+    return header, records()
 
 
-def _jsonl_records(path: Path) -> tuple[list[str], list[_Record]]:
-    keys: dict[str, None] = {}
-    records: list[_Record] = []
-    for lineno, line in _open_text(path):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise DataError(
-                f"{path}, line {lineno}: not valid JSON ({exc}); write one JSON object per line"
-            ) from None
-        if not isinstance(obj, dict):
-            raise DataError(
-                f'{path}, line {lineno}: expected a JSON object like {{"text": ..., "label": ...}}, '
-                f"got {type(obj).__name__}"
-            )
-        keys.update(dict.fromkeys(obj))
-        records.append(_Record(lineno, obj))
-    return list(keys), records
+def _jsonl_records(path: Path, max_bytes: int, bar: Any) -> tuple[list[str], Iterator[_Record]]:
+    def records() -> Iterator[_Record]:
+        for lineno, offset, line in _Lines(path, max_bytes, bar):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise DataError(
+                    f"{path}, line {lineno}: not valid JSON ({exc}); write one JSON object per line"
+                ) from None
+            if not isinstance(obj, dict):
+                raise DataError(
+                    f'{path}, line {lineno}: expected a JSON object like {{"text": ..., "label": ...}}, '
+                    f"got {type(obj).__name__}"
+                )
+            yield _Record(lineno, obj, offset)
+
+    it = records()
+    first = next(it, None)
+    if first is None:
+        return [], iter(())
+    return list(first.values), itertools.chain([first], it)
 
 
 def _missing_column(
@@ -238,13 +371,15 @@ def _missing_column(
 def _rows_from_records(
     path: Path,
     fmt: str,
-    parsed: tuple[list[str], list[_Record]],
+    parsed: tuple[list[str], Iterator[_Record]],
     label_names: Sequence[str],
     text_column: str,
     label_column: str | None,
 ) -> UserRows:
+    """Check every record while streaming; keep only each sample's byte offset and label index."""
     header, records = parsed
-    if not records:
+    first = next(records, None)
+    if first is None:
         raise DataError(
             f"{path}: the file has no data rows; add one sample per {'row' if fmt != 'jsonl' else 'line'}"
         )
@@ -254,62 +389,59 @@ def _rows_from_records(
         raise _missing_column(path, "label", label_column, header, "--label-column")
     if label_column is None and "label" in header:
         label_column = "label"
-    texts: list[str] = []
-    raw_labels: list[tuple[int, Any]] = []
-    for rec in records:
-        value = rec.values.get(text_column)
-        if not isinstance(value, str):
-            got = "no value" if value is None else f"{value!r} ({type(value).__name__})"
-            raise DataError(
-                f"{path}, line {rec.line}, column '{text_column}': expected a string, got {got}; "
-                "give every row its text (or remove the row)"
-            )
-        text = _normalise(value)
-        if not text:
-            raise DataError(
-                f"{path}, line {rec.line}, column '{text_column}': the text is empty; fill it in or remove the row"
-            )
-        texts.append(text)
-        raw_labels.append((rec.line, rec.values.get(label_column) if label_column else None))
-    labels = _label_indices(path, raw_labels, label_names, label_column)
-    return UserRows("text", labels, texts=texts, format=fmt)
-
-
-def _label_indices(
-    path: Path, raw: Sequence[tuple[int, Any]], label_names: Sequence[str], column: str | None
-) -> np.ndarray:
-    """Label cells → indices into ``label_names`` (-1 = unlabelled); the first bad cell raises."""
     index = {name: i for i, name in enumerate(label_names)}
-    out = np.full(len(raw), -1, dtype=np.int64)
-    for pos, (line, value) in enumerate(raw):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            continue
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            bad = value
-        else:
-            cell = str(value).strip()
-            if cell.lower() in UNLABELLED_VALUES:
-                continue
-            if cell in index:
-                out[pos] = index[cell]
-                continue
-            number = _as_int(value)
-            if number is not None and 0 <= number < len(label_names):
-                out[pos] = number
-                continue
-            bad = cell
-        seen = list(dict.fromkeys(str(v).strip() for _, v in raw if v is not None and str(v).strip().lower()
-                                  not in UNLABELLED_VALUES))  # fmt: skip
-        fix = (
-            f"pass --labels listing every label, e.g. --labels {','.join(seen)}"
-            if len(seen) <= 20
-            else f"the column holds {len(seen)} different values: pass --label-column NAME naming the label column"
-        )
-        raise DataError(
-            f"{path}, line {line}, column '{column}': label {bad!r} is not one of the labels "
-            f"{list(label_names)} (or their indices 0..{len(label_names) - 1}; empty = unlabelled); {fix}"
-        )
-    return out
+    offsets: array[int] = array("q")
+    labels: array[int] = array("q")
+    seen: dict[str, None] = {}  # distinct label cells so far (for the error message; at most 21 kept)
+    stream = itertools.chain([first], records)
+    for rec in stream:
+        _normalised_text(path, rec.line, text_column, rec.values.get(text_column))
+        value = rec.values.get(label_column) if label_column else None
+        if value is not None and len(seen) <= 20 and str(value).strip().lower() not in UNLABELLED_VALUES:
+            seen.setdefault(str(value).strip())
+        label = _label_index(value, index, len(label_names))
+        if label is None:
+            raise _bad_label(path, rec.line, value, label_column, label_names, stream, seen)
+        offsets.append(rec.offset)
+        labels.append(label)
+    texts = LazyTexts(path, fmt, np.frombuffer(offsets, dtype=np.int64), text_column, header)
+    return UserRows("text", np.frombuffer(labels, dtype=np.int64).copy(), texts=texts, format=fmt)
+
+
+def _label_index(value: Any, index: dict[str, int], count: int) -> int | None:
+    """Label cell → index (-1 = unlabelled); ``None`` when the cell is not a label."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return -1
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    cell = str(value).strip()
+    if cell.lower() in UNLABELLED_VALUES:
+        return -1
+    if cell in index:
+        return index[cell]
+    number = _as_int(value)
+    return number if number is not None and 0 <= number < count else None
+
+
+def _bad_label(path: Path, line: int, value: Any, column: str | None, label_names: Sequence[str],
+               rest: Iterator[_Record], seen: dict[str, None]) -> DataError:  # fmt: skip
+    """The error for a bad label cell; reads on (bounded) to list the label values the file holds."""
+    for rec in rest:
+        cell = rec.values.get(str(column))
+        if cell is not None and str(cell).strip().lower() not in UNLABELLED_VALUES:
+            seen.setdefault(str(cell).strip())
+        if len(seen) > 20:
+            break
+    fix = (
+        f"pass --labels listing every label, e.g. --labels {','.join(seen)}"
+        if len(seen) <= 20
+        else "the column holds more than 20 different values: pass --label-column NAME naming the label column"
+    )
+    bad = value if isinstance(value, bool) or not isinstance(value, (str, int, float)) else str(value).strip()
+    return DataError(
+        f"{path}, line {line}, column '{column}': label {bad!r} is not one of the labels "
+        f"{list(label_names)} (or their indices 0..{len(label_names) - 1}; empty = unlabelled); {fix}"
+    )
 
 
 def _as_int(value: Any) -> int | None:
