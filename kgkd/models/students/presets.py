@@ -29,7 +29,11 @@ from kgkd.utils.registry import Registry
 
 @dataclass(frozen=True)
 class StudentPreset:
-    """One rung of the ladder: architecture, sizes, parameter budget and a one-line description."""
+    """One rung of the ladder: architecture, sizes, parameter budget and a one-line description.
+
+    ``lr`` is the engine learning rate the rung wants (None: the recipe's): a teacher-initialised
+    student is fine-tuned, and the scratch students' 2e-3 would wash out MiniLM's weights.
+    """
 
     name: str
     modality: str
@@ -37,6 +41,7 @@ class StudentPreset:
     description: str
     max_params: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    lr: float | None = None
 
     def build(
         self,
@@ -119,11 +124,11 @@ _register(StudentPreset(
 ))  # fmt: skip
 _register(StudentPreset(
     "text-small", "text", "bert", "MiniLM layer 1 of 6 + pooler, top-8k word pieces (teacher-initialised)",
-    max_params=5_700_000, options={"num_layers": 1, "max_tokens": 8000},
+    max_params=5_700_000, options={"num_layers": 1, "max_tokens": 8000}, lr=1e-4,
 ))  # fmt: skip
 _register(StudentPreset(
     "text-base", "text", "bert", "MiniLM layers 1-3 of 6 + pooler, all in-domain word pieces (teacher-initialised)",
-    max_params=15_000_000, options={"num_layers": 3},
+    max_params=15_000_000, options={"num_layers": 3}, lr=1e-4,
 ))  # fmt: skip
 _register(StudentPreset("digit", "image", "digit", "CNN 32/64/64 channels (~90k parameters)"))
 _register(StudentPreset(

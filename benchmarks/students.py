@@ -1,0 +1,256 @@
+"""The student ladder: held-out accuracy vs size vs CPU speed, for every rung of ``STUDENT_PRESETS``.
+
+For each task the shipped recipe runs once up to its cached teacher outputs and fitted
+signals (:func:`_common.prepare`); then every rung is distilled under each weighting
+(default ``uniform``) and trained on labels only (same preset, ``ce`` loss), at several
+student seeds, with the recipe's engine settings (the rung's own learning rate where the
+preset sets one). Scores are held-out macro accuracy: the mean over held-out domains of
+test accuracy (digits: averaged over both leave-one-domain-out folds).
+
+* ``text``: graph ``sentiment``; teachers amazon/imdb/tweets/nyt; held out yelp,
+  movie_reviews, product_reviews; rungs text-tiny / text-small / text-base.
+* ``digits``: graph ``digits``; ccexam mnist/usps/svhn; folds mnist→uci_digits and
+  uci_digits→mnist; rungs digit / digit-fast.
+
+Speed: CPU items/s at batch 1 and 32 (one torch thread, real test inputs) of the student and
+of the teacher ensemble (every teacher run in turn), as ``kgkd.distill.evaluation.profile``.
+Writes ``benchmarks/results/students.json`` and ``students.png`` (accuracy vs parameters).
+
+``--weightings uniform,kg`` adds students under any method in ``kgkd.signals``' WEIGHTINGS
+registry (the ``kg`` column is left null until asked for).
+
+    python benchmarks/students.py --scale full --seeds 0,1,2
+    python benchmarks/students.py --scale smoke --only digits --seeds 0
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import _common as C
+
+from kgkd.recipes import pipeline as P
+from kgkd.utils.seed import seed_everything
+
+TASKS: dict[str, dict[str, Any]] = {
+    "text": {
+        "config": "sentiment_transfer",
+        "folds": [(["amazon", "imdb", "tweets", "nyt_editorials"], ["yelp", "movie_reviews", "product_reviews"])],
+        "rungs": ["text-tiny", "text-small", "text-base"],
+    },
+    "digits": {
+        "config": "digits_transfer",
+        "folds": [(["mnist"], ["uci_digits"]), (["uci_digits"], ["mnist"])],
+        "rungs": ["digit", "digit-fast"],
+    },
+}
+
+#: Budgets per scale, on top of the shipped config at that scale (``full`` fits ~20 minutes on
+#: 2 shared cores with one torch thread: 3 seeds × (KD + label-only) × every rung).
+SCALE_OVERRIDES: dict[str, dict[str, list[str]]] = {
+    "smoke": {"text": ["data.train_limit=48", "data.val_limit=24", "data.test_limit=32"],
+              "digits": ["data.train_limit=128", "data.val_limit=64", "data.test_limit=64"]},
+    "quick": {"text": [], "digits": []},
+    "full": {
+        "text": ["data.train_limit=200", "data.val_limit=150", "data.test_limit=300", "distill.engine.epochs=3"],
+        "digits": ["data.train_limit=2000", "data.val_limit=300", "data.test_limit=500"],
+    },
+}  # fmt: skip
+
+
+def fold_overrides(source: Sequence[str], target: Sequence[str]) -> list[str]:
+    return [f"data.source_domains=[{','.join(source)}]", f"data.target_domains=[{','.join(target)}]",
+            "signals.baselines=[uniform]"]  # fmt: skip
+
+
+def student_weighting(ws: P.Workspace, name: str) -> Any:
+    """The engine weighting ``name``, looked up in ``kgkd.signals``' WEIGHTINGS (the ``kg`` hook)."""
+    from kgkd.recipes.weightings import check_method_names
+
+    check_method_names([name], "--weightings")
+    return P.make_weighting(name, ws)
+
+
+def train_rung(ws: P.Workspace, preset: str, weighting: str, seed: int) -> tuple[Any, float]:
+    """One student of rung ``preset``: distilled under ``weighting`` or (``label_only``) on labels alone.
+
+    The same stages as ``pipeline.distil`` (cached teachers, the recipe's loss and engine
+    settings) with the preset's student and learning rate; returns (student, seconds).
+    """
+    from kgkd.distill.cache import CachedTeacher
+    from kgkd.distill.engine import DistillationEngine
+    from kgkd.distill.losses import build_loss
+    from kgkd.models.students import STUDENT_PRESETS
+
+    cfg = ws.cfg
+    rung = STUDENT_PRESETS.get(preset)
+    engine_cfg = cfg.distill.engine_config().replace(seed=seed, show_progress=False)
+    if rung.lr is not None:
+        engine_cfg = engine_cfg.replace(lr=rung.lr)
+    seed_everything(seed)
+    start = time.perf_counter()
+    if rung.modality == "text":
+        texts = [ds.texts[i] for ds in ws.data["train"].datasets for i in range(len(ds))]
+        student = rung.build(texts, ws.student_labels, max_length=cfg.data.max_length)
+    else:
+        student = rung.build(label_names=ws.student_labels, input_size=cfg.data.image_size)
+    label_only = weighting == C.LABEL_ONLY
+    loss = build_loss("ce") if label_only else build_loss(cfg.distill.loss, **cfg.distill.loss_params)
+    engine = DistillationEngine(
+        student, [CachedTeacher(c) for c in ws.caches["train"]], loss,
+        student_weighting(ws, "uniform" if label_only else weighting), engine_cfg, ws.label_maps,
+        domain_names=ws.domains,
+    )  # fmt: skip
+    engine.fit(ws.train_view, None, collate_fn=ws.student_collate)
+    return engine.student.cpu().eval(), round(time.perf_counter() - start, 1)
+
+
+def held_out_accuracy(report: dict[str, Any], targets: Sequence[str], key: str) -> float:
+    """Mean test accuracy over the held-out domains of ``report`` (``student`` or ``ensemble:<name>``)."""
+    values = []
+    for d in targets:
+        entry = report["domains"][d]
+        block = entry["student"] if key == "student" else entry["ensembles"][key.split(":", 1)[1]]
+        values.append(float(block["accuracy"]))
+    return sum(values) / len(values)
+
+
+def speed(ws: P.Workspace, models: list[Any]) -> dict[str, float]:
+    """Params, MB and CPU items/s at batch 1 and 32 of ``models`` run in turn, on real test inputs."""
+    from kgkd.distill.evaluation import profile
+
+    test = ws.views["test"]
+    batch = ws.student_collate([test[i] for i in range(min(32, len(test)))])
+    row = profile(models, batch, repeats=10)
+    return {"params": int(row["params"]), "size_mb": round(row["size_mb"], 3),
+            "items_per_s_b1": round(row["items_per_s_b1"], 1), "items_per_s_b32": round(row["throughput"], 1)}  # fmt: skip
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    return {"mean": round(statistics.fmean(values), 4),
+            "sd": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+            "runs": [round(v, 4) for v in values]}  # fmt: skip
+
+
+def run_task(task: str, scale: str, seeds: Sequence[int], weightings: Sequence[str]) -> dict[str, Any]:
+    """Every rung × (weightings + label-only) × seeds over the task's folds; speed on the first fold."""
+    spec = TASKS[task]
+    scores: dict[str, dict[str, list[float]]] = {r: {} for r in spec["rungs"]}
+    ensemble: list[float] = []
+    rows: dict[str, dict[str, Any]] = {r: {} for r in spec["rungs"]}
+    timings: dict[str, float] = {}
+    for f, (source, target) in enumerate(spec["folds"]):
+        cfg = C.recipe_config(spec["config"], scale, 0, [*SCALE_OVERRIDES[scale][task], *fold_overrides(source, target)])
+        ws, stages = C.prepare(cfg)
+        timings.update({f"fold{f}_{k}": round(v, 1) for k, v in stages.items()})
+        if f == 0:
+            ens_speed = speed(ws, list(ws.teachers))
+        for rung in spec["rungs"]:
+            for weighting in [*weightings, C.LABEL_ONLY]:
+                for seed in seeds:
+                    student, seconds = train_rung(ws, rung, weighting, seed)
+                    report = C.evaluate_student(ws, student)
+                    acc = held_out_accuracy(report, target, "student")
+                    scores[rung].setdefault(weighting, []).append(acc)
+                    timings[f"fold{f}_{rung}_{weighting}_s{seed}"] = seconds
+                    C.log.info("[%s] fold %d %s %s seed %d: held-out %.4f (%.0fs)", task, f, rung, weighting, seed, acc, seconds)
+                    if f == 0 and weighting == weightings[0] and seed == seeds[0]:
+                        rows[rung].update(speed(ws, [student]))
+        ensemble.append(held_out_accuracy(report, target, "ensemble:uniform"))  # same for every student
+    out: dict[str, Any] = {}
+    for rung in spec["rungs"]:
+        by_fold = len(spec["folds"])
+        def fold_mean(values: list[float]) -> list[float]:  # per seed: mean over folds
+            n = len(values) // by_fold
+            return [statistics.fmean(values[s + k * n] for k in range(by_fold)) for s in range(n)]
+        row = rows[rung]
+        out[rung] = {
+            **row,
+            "student": summary(fold_mean(scores[rung][weightings[0]])),
+            "label_only": summary(fold_mean(scores[rung][C.LABEL_ONLY])),
+            "ensemble": {"mean": round(statistics.fmean(ensemble), 4)},
+            "kg": summary(fold_mean(scores[rung]["kg"])) if "kg" in scores[rung] else None,
+            "ensemble_params": ens_speed["params"],
+            "ensemble_size_mb": ens_speed["size_mb"],
+            "ensemble_items_per_s_b1": ens_speed["items_per_s_b1"],
+            "ensemble_items_per_s_b32": ens_speed["items_per_s_b32"],
+            "speedup_b32": round(row["items_per_s_b32"] / ens_speed["items_per_s_b32"], 2),
+            "speedup_b1": round(row["items_per_s_b1"] / ens_speed["items_per_s_b1"], 2),
+        }
+        for extra in weightings[1:]:
+            out[rung][extra] = summary(fold_mean(scores[rung][extra]))
+    out["_timings_s"] = timings
+    return out
+
+
+def plot(payload: dict[str, Any], path: Any) -> None:
+    """Held-out accuracy against parameters (log scale), one panel per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in TASKS if t in payload]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rungs = {k: v for k, v in payload[task].items() if not k.startswith("_")}
+        names = list(rungs)
+        x = [rungs[n]["params"] for n in names]
+        for key, label, style in (("student", "distilled (uniform)", "o-"), ("label_only", "label-only", "s--")):
+            y = [100 * rungs[n][key]["mean"] for n in names]
+            err = [100 * rungs[n][key]["sd"] for n in names]
+            ax.errorbar(x, y, yerr=err, fmt=style, capsize=3, label=label)
+        ens = rungs[names[0]]
+        ax.axhline(100 * ens["ensemble"]["mean"], color="gray", ls=":",
+                   label=f"teacher ensemble ({ens['ensemble_params'] / 1e6:.1f} M params)")  # fmt: skip
+        for n, xi, yi in zip(names, x, [100 * rungs[n]["student"]["mean"] for n in names]):
+            ax.annotate(n, (xi, yi), textcoords="offset points", xytext=(4, 6), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("student parameters")
+        ax.set_ylabel("held-out accuracy (%)")
+        ax.set_title(task)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = C.benchmark_parser(__doc__, TASKS, seed_help=None)
+    parser.add_argument("--seeds", default="0,1,2", help="student seeds, comma-separated (default 0,1,2)")
+    parser.add_argument("--weightings", default="uniform",
+                        help="weightings to distil under, comma-separated (WEIGHTINGS names; default uniform)")
+    args = C.parse_and_setup(parser, argv)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    weightings = [w.strip() for w in args.weightings.split(",") if w.strip()]
+    started = time.perf_counter()
+    payload = C.new_payload("students", args.scale, seeds[0])
+    payload["seeds"], payload["weightings"] = seeds, weightings
+    for task in args.only or list(TASKS):
+        payload[task] = run_task(task, args.scale, seeds, weightings)
+        print_table(task, payload[task])
+    payload.pop("tasks", None)
+    C.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    plot(payload, C.RESULTS_DIR / "students.png")
+    return C.finish(payload, started)
+
+
+def print_table(task: str, rows: dict[str, Any]) -> None:
+    print(f"\n{task}: held-out accuracy (mean ± sd over seeds), size and CPU speed")
+    print(f"{'rung':12s} {'params':>10s} {'MB':>7s} {'student':>12s} {'label-only':>12s} {'ensemble':>9s} "
+          f"{'items/s b1':>10s} {'b32':>8s} {'x ens b32':>9s}")  # fmt: skip
+    for name, r in rows.items():
+        if name.startswith("_"):
+            continue
+        print(f"{name:12s} {r['params']:10,d} {r['size_mb']:7.2f} "
+              f"{C.pct(r['student']['mean']):>6s} ± {100 * r['student']['sd']:3.1f} "
+              f"{C.pct(r['label_only']['mean']):>6s} ± {100 * r['label_only']['sd']:3.1f} "
+              f"{C.pct(r['ensemble']['mean']):>9s} {r['items_per_s_b1']:10.0f} {r['items_per_s_b32']:8.0f} "
+              f"{r['speedup_b32']:9.1f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
