@@ -109,16 +109,16 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     """Plain-text table: one line per (domains, step)."""
     head = f"{'domains':>8}  {'step':<13}{'wall s':>8}{'import s':>9}{'load s':>8}{'step s':>8}{'peak MB':>9}  note"
     lines = [head, "-" * len(head)]
-    for r in rows:
-        def cell(key: str) -> str:
-            return f"{r[key]:.2f}" if isinstance(r.get(key), (int, float)) else "-"
+    def cell(r: dict[str, Any], key: str) -> str:
+        return f"{r[key]:.2f}" if isinstance(r.get(key), (int, float)) else "-"
 
+    for r in rows:
         note = "" if r["rc"] == 0 else f"FAILED rc={r['rc']} {' '.join(r['stderr_tail'])}"
         if r.get("png_pixels"):
             note = f"png {r['png_pixels'][0]}x{r['png_pixels'][1]} " + note
         lines.append(
-            f"{r['domains']:>8}  {r['step']:<13}{cell('wall_s'):>8}{cell('import_s'):>9}{cell('load_s'):>8}"
-            f"{cell('step_s'):>8}{r['peak_rss_mb']:>9.0f}  {note}"
+            f"{r['domains']:>8}  {r['step']:<13}{cell(r, 'wall_s'):>8}{cell(r, 'import_s'):>9}"
+            f"{cell(r, 'load_s'):>8}{cell(r, 'step_s'):>8}{r['peak_rss_mb']:>9.0f}  {note}"
         )
     return "\n".join(lines)
 

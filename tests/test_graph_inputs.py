@@ -18,7 +18,7 @@ from kgkd.graph.validation import ascii_name, shacl_problems
 from kgkd.paths import graphs_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from graph_gen import generated_turtle  # noqa: E402
+from graph_gen import generated_turtle
 
 SENTIMENT = (graphs_dir() / "sentiment.ttl").read_text(encoding="utf-8")
 TINY = """@prefix : <http://ex.org/g#> .
@@ -58,9 +58,9 @@ def test_non_ascii_domain_name_refused_with_the_data_layers_rule(engine: str) ->
     # the SHACL shapes hold the same rule (for pyshacl users outside kgkd), same on both engines
     violations, _ = shacl_problems(tiny(":café").graph, engine)
     assert violations == [
-        "node 'café' (value :café): a domain name (the IRI's local name) must start with a letter "
+        ("node 'café' (value :café): a domain name (the IRI's local name) must start with a letter "
         "or '_' and hold only letters, digits and '_' (it is also the data name, e.g. "
-        "data/text/<name>.jsonl.gz); rename the node, e.g. :my_domain"
+        "data/text/<name>.jsonl.gz); rename the node, e.g. :my_domain")
     ]
 
 

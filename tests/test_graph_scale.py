@@ -3,7 +3,6 @@ drawing stays bounded, and the benchmark's entry point runs at smoke scale."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from kgkd.paths import graphs_dir
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
-from graph_gen import generated_turtle  # noqa: E402
+from graph_gen import generated_turtle
 
 SENTIMENT = (graphs_dir() / "sentiment.ttl").read_text(encoding="utf-8")
 DIGITS = (graphs_dir() / "digits.ttl").read_text(encoding="utf-8")
@@ -49,9 +48,9 @@ VARIANTS = [
     ("avgLength double", NYT, NYT + " kgkd:avgLength 1.5e1 ;"),
     ("subDomainOf a label", NYT, NYT + " kgkd:subDomainOf :positive ;"),
     ("sameSource literal", NYT, NYT + ' kgkd:sameSource "VADER" ;'),
-    ("no label, no description", ':nyt_editorials a kgkd:Domain ;\n    rdfs:label "NYT editorial snippets (VADER)" ;\n    rdfs:comment', ":nyt_editorials a kgkd:Domain ;\n    rdfs:seeAlso"),  # fmt: skip
-    ("non-ASCII domain name", ":nyt_editorials a kgkd:Domain", ":café a kgkd:Domain ; rdfs:label \"x\" ; kgkd:modality \"text\" .\n:nyt_editorials a kgkd:Domain"),  # fmt: skip
-    ("domain via subclass", NYT, ':Special rdfs:subClassOf kgkd:Domain . :odd a :Special ; kgkd:modality "sound" .\n' + NYT),  # fmt: skip
+    ("no label, no description", ':nyt_editorials a kgkd:Domain ;\n    rdfs:label "NYT editorial snippets (VADER)" ;\n    rdfs:comment', ":nyt_editorials a kgkd:Domain ;\n    rdfs:seeAlso"),
+    ("non-ASCII domain name", ":nyt_editorials a kgkd:Domain", ":café a kgkd:Domain ; rdfs:label \"x\" ; kgkd:modality \"text\" .\n:nyt_editorials a kgkd:Domain"),
+    ("domain via subclass", NYT, ':Special rdfs:subClassOf kgkd:Domain . :odd a :Special ; kgkd:modality "sound" .\n' + NYT),
     ("teacher architecture number", TEACHER, TEACHER + " kgkd:architecture 5 ;"),
     ("teacher architecture lang", TEACHER, TEACHER + ' kgkd:architecture "cnn"@en ;'),
     ("teacher predicts a domain", TEACHER, TEACHER + " kgkd:predicts :yelp ;"),
@@ -60,7 +59,7 @@ VARIANTS = [
     ("label index negative", LABEL, LABEL + " kgkd:labelIndex -1 ;"),
     ("label in two sets", LABEL, LABEL + " kgkd:inLabelSet :sentiment_classification ;"),
     ("label equivalent to domain", LABEL, LABEL + " kgkd:equivalentLabel :yelp ;"),
-    ("task label set twice", ":sentiment_classification a kgkd:Task ;", ":sentiment_classification a kgkd:Task ; kgkd:hasLabelSet :negative ;"),  # fmt: skip
+    ("task label set twice", ":sentiment_classification a kgkd:Task ;", ":sentiment_classification a kgkd:Task ; kgkd:hasLabelSet :negative ;"),
     ("student", LABEL, ":stu a kgkd:Student ; kgkd:predicts :yelp , :sentiment_binary .\n" + LABEL),
 ]
 
@@ -125,3 +124,23 @@ def test_fast_parser_gives_the_graph_rdflib_gives() -> None:
 )
 def test_fast_parser_leaves_what_it_would_read_differently_to_rdflib(tail: str) -> None:
     assert fast_parse(generated_turtle(400) + tail, "turtle") is None
+
+
+def test_fast_parsed_graph_works_everywhere_a_graph_does(tmp_path: Path) -> None:
+    path = tmp_path / "g.ttl"
+    path.write_text(generated_turtle(400), encoding="utf-8")
+    kg = KnowledgeGraph.from_file(path)
+    n = len(kg)
+    assert type(kg.graph.store).__name__ == "CountedSimpleMemory"  # the fast path was taken
+    kg.validate(engine="fast")
+    rows = kg.query("SELECT (COUNT(?d) AS ?n) WHERE { ?d a kgkd:Domain }")
+    assert rows == [{"n": 400}]
+    assert kg.to_networkx().number_of_nodes() == 444 == sum(
+        v for k, v in kg.summary().items() if k not in ("relations", "triples")
+    )
+    from rdflib import Literal, URIRef
+
+    kg.add_statements([(URIRef("https://w3id.org/kgkd/graphs/generated#d00000"), URIRef("http://x/p"), Literal(1))])
+    assert len(kg) == n + 1  # the remembered count is forgotten on change
+    again = KnowledgeGraph.from_string(kg.to_string(), source="round trip")
+    assert len(again) == n + 1

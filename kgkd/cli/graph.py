@@ -36,8 +36,11 @@ def _compact(kg: KnowledgeGraph, value: Any) -> Any:
 def _validate(args: argparse.Namespace) -> int:
     from kgkd.graph.knowledge_graph import KnowledgeGraph
 
-    kg = KnowledgeGraph.from_file(args.file, format=args.format).validate(engine=args.engine)
-    counts = kg.summary()
+    from kgkd.graph.triple_index import TripleIndex
+
+    kg = KnowledgeGraph.from_file(args.file, format=args.format)
+    index = TripleIndex(kg.graph)  # one pass over the triples, shared by validate and summary
+    counts = kg.validate(engine=args.engine, index=index).summary(index)
     print(
         f"{args.file}: valid ({counts['domains']} domains, {counts['teachers']} teachers, "
         f"{counts['labels']} labels, {counts['relations']} relations, {counts['triples']} triples)"
@@ -46,15 +49,17 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from kgkd.graph.knowledge_graph import KnowledgeGraph
-
     from kgkd.graph import vocab as V
+    from kgkd.graph.knowledge_graph import KnowledgeGraph
     from kgkd.graph.reader import read_domain, read_teacher, typed_nodes
 
+    from kgkd.graph.triple_index import TripleIndex
+
     kg = KnowledgeGraph.from_file(args.file, format=args.format)
+    index = TripleIndex(kg.graph)
     if not args.no_validate:
-        kg.validate(engine=args.engine)
-    counts = kg.summary()
+        kg.validate(engine=args.engine, index=index)
+    counts = kg.summary(index)
     print(format_table([{"kind": k, "count": v} for k, v in counts.items() if v]))
     limit = None if args.rows <= 0 else args.rows
     domains = typed_nodes(kg.graph, V.Domain)

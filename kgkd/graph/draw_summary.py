@@ -11,7 +11,7 @@ line) says what was left out. Everything is read predicate by predicate from the
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from kgkd.graph import vocab as V
 from kgkd.graph.draw import CANVAS, EDGE_COLOURS, NODE_COLOURS, PLOT_WIDTH
 from kgkd.graph.knowledge_graph import KnowledgeGraph
 from kgkd.graph.nx_view import iter_links, typed_iris
+from kgkd.graph.triple_index import TripleIndex
 from kgkd.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -49,11 +50,13 @@ class Digest:
     links: int = 0
 
 
-def _first_text(graph: Graph, prop: URIRef, nodes: set[Any]) -> dict[Any, str]:
+def _first_text(index: TripleIndex, prop: URIRef, nodes: set[Any]) -> dict[Any, str]:
     out: dict[Any, str] = {}
-    for s, o in graph.subject_objects(prop):
-        if s in nodes and isinstance(o, Literal) and s not in out:
-            out[s] = str(o)
+    for s, objects in index.table(prop).items():
+        if s in nodes:
+            texts = [o for o in objects if isinstance(o, Literal)]
+            if texts:
+                out[s] = str(texts[0])
     return out
 
 
@@ -67,18 +70,19 @@ def _capped(sizes: Counter[str], limit: int) -> dict[str, str]:
 
 
 def digest(graph: Graph, top: int = TOP_DOMAINS) -> Digest:
-    """Summarise ``graph`` for the summary view (one pass per predicate used)."""
-    typed = typed_iris(graph)
+    """Summarise ``graph`` for the summary view (one pass over its triples)."""
+    index = TripleIndex(graph)
+    typed = typed_iris(graph, index)
     counts: Counter[str] = Counter(typed.values())
     domains = {n for n, k in typed.items() if k == "domain"}
     teachers = {n for n, k in typed.items() if k == "teacher"}
-    genre = _first_text(graph, V.genre, domains)
+    genre = _first_text(index, V.genre, domains)
     group_by = "genre" if genre else "modality"
-    key = genre if genre else _first_text(graph, V.modality, domains)
+    key = genre if genre else _first_text(index, V.modality, domains)
     raw_group = {d: key.get(d, f"(no {group_by})") for d in domains}
     merge = _capped(Counter(raw_group.values()), MAX_GROUPS)
     group = {d: merge[g] for d, g in raw_group.items()}
-    arch = _first_text(graph, V.architecture, teachers)
+    arch = _first_text(index, V.architecture, teachers)
     raw_arch = {t: arch.get(t, "(no architecture)") for t in teachers}
     arch_merge = _capped(Counter(raw_arch.values()), MAX_ROW)
     teacher_group = {t: f"teachers: {arch_merge[a]}" for t, a in raw_arch.items()}
@@ -101,7 +105,7 @@ def digest(graph: Graph, top: int = TOP_DOMAINS) -> Digest:
     inner: Counter[str] = Counter()
     domain_links: list[tuple[Any, Any, str]] = []
     links = 0
-    for s, t, relation, _w in iter_links(graph, typed):
+    for s, t, relation, _w in iter_links(graph, typed, index):
         links += 1
         if s in domains:
             degree[s] += 1

@@ -47,6 +47,7 @@ from kgkd.graph.reader import (
     typed_nodes,
 )
 from kgkd.graph.security import check_imports
+from kgkd.graph.triple_index import TripleIndex
 from kgkd.graph.validation import validate_graph
 from kgkd.utils.io import atomic_write_text
 
@@ -101,14 +102,16 @@ class KnowledgeGraph:
         return cls(from_networkx(g, base), "<networkx>")
 
     # --- validation ---------------------------------------------------------------------
-    def validate(self, engine: str = "auto") -> KnowledgeGraph:
+    def validate(self, engine: str = "auto", index: TripleIndex | None = None) -> KnowledgeGraph:
         """Check structural rules and the shipped SHACL shapes; raise GraphValidationError.
 
         ``engine``: ``"shacl"`` (pyshacl), ``"fast"`` (same shapes and messages, for large
-        graphs) or ``"auto"`` (fast from 5,000 triples on). Returns ``self`` so that
+        graphs) or ``"auto"`` (fast from 5,000 triples on). ``index``: a
+        :class:`~kgkd.graph.triple_index.TripleIndex` of the graph as it is now, to share one
+        pass over the triples with :meth:`summary`. Returns ``self`` so that
         ``KnowledgeGraph.from_file(p).validate()`` chains.
         """
-        validate_graph(self.graph, self.source, engine)
+        validate_graph(self.graph, self.source, engine, index)
         return self
 
     # --- typed accessors ----------------------------------------------------------------
@@ -207,10 +210,10 @@ class KnowledgeGraph:
     def to_string(self, format: str = "turtle") -> str:
         return self.graph.serialize(format=format)
 
-    def summary(self) -> dict[str, int]:
+    def summary(self, index: TripleIndex | None = None) -> dict[str, int]:
         """Counts of nodes per type, relations and triples (those of :meth:`to_networkx`,
-        counted straight from the triples: one pass, no node objects)."""
-        return summary_counts(self.graph)
+        counted straight from the triples, or from ``index``: no node objects)."""
+        return summary_counts(self.graph, index)
 
     def __len__(self) -> int:
         return len(self.graph)

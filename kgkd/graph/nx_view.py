@@ -20,55 +20,77 @@ from rdflib.namespace import RDF, RDFS, XSD
 from kgkd.errors import GraphValidationError
 from kgkd.graph import vocab as V
 from kgkd.graph.reader import literal_number, node_type_of, typed_nodes, weighted_links
+from kgkd.graph.triple_index import TripleIndex
 
 #: Node attributes that are not kgkd literals.
 RESERVED_ATTRS = frozenset({"type", "name", "iri", "label", "description"})
 
 
-def typed_iris(graph: Graph) -> dict[URIRef, str]:
+def typed_iris(graph: Graph, index: TripleIndex | None = None) -> dict[URIRef, str]:
     """Every typed kgkd node IRI and its node type (the first of :data:`vocab.NODE_TYPES`)."""
-    return _typed_iris(graph)
+    if index is None:
+        return _typed_iris(graph)
+    out: dict[URIRef, str] = {}
+    for cls, kind in V.NODE_TYPES.items():
+        for iri in index.instances(cls):
+            if isinstance(iri, URIRef):
+                out.setdefault(iri, kind)
+    return out
 
 
-def iter_links(graph: Graph, typed: dict[URIRef, str]) -> Iterator[tuple[URIRef, URIRef, str, Any]]:
+def _tables(graph: Graph, index: TripleIndex | None) -> Iterator[tuple[Any, dict[Any, list[Any]]]]:
+    """``(kgkd predicate, subject -> [objects])`` pairs, from ``index`` or predicate by predicate."""
+    kgkd = str(V.KGKD)
+    if index is not None:
+        yield from ((p, t) for p, t in index.tables.items() if str(p).startswith(kgkd))
+        return
+    for prop in graph.predicates(unique=True):
+        if str(prop).startswith(kgkd):
+            table: dict[Any, list[Any]] = {}
+            for s, o in graph.subject_objects(prop):
+                table.setdefault(s, []).append(o)
+            yield prop, table
+
+
+def iter_links(
+    graph: Graph, typed: dict[URIRef, str], index: TripleIndex | None = None
+) -> Iterator[tuple[URIRef, URIRef, str, Any]]:
     """``(source, target, relation, raw weight or None)`` for every kgkd link between typed nodes,
     read predicate by predicate (one pass over the triples, no per-node lookups)."""
-    targets: dict[Any, list[Any]] = {}
-    for b, t in graph.subject_objects(V.target):
-        targets.setdefault(b, []).append(t)
-    weights = {b: w for b, w in graph.subject_objects(V.weight)}
-    kgkd = str(V.KGKD)
-    for prop in graph.predicates(unique=True):
-        if not str(prop).startswith(kgkd):
-            continue
+    tables = dict(_tables(graph, index))
+    targets = tables.get(V.target, {})
+    weights = tables.get(V.weight, {})
+    for prop, table in tables.items():
         relation = V.local_name(prop)
-        for s, o in graph.subject_objects(prop):
+        for s, objects in table.items():
             if s not in typed:
                 continue
-            if isinstance(o, URIRef):
-                if o in typed:
-                    yield s, o, relation, None
-            elif isinstance(o, BNode):
-                for t in targets.get(o, []):
-                    if isinstance(t, URIRef) and t in typed:
-                        yield s, t, relation, weights.get(o)
+            for o in objects:
+                if isinstance(o, URIRef):
+                    if o in typed:
+                        yield s, o, relation, None
+                elif isinstance(o, BNode):
+                    for t in targets.get(o, []):
+                        if isinstance(t, URIRef) and t in typed:
+                            yield s, t, relation, (weights.get(o) or [None])[0]
 
 
-def summary_counts(graph: Graph) -> dict[str, int]:
+def summary_counts(graph: Graph, index: TripleIndex | None = None) -> dict[str, int]:
     """Nodes per type (``domains``, ``teachers`` ...), ``relations`` and ``triples``: the counts of
-    :func:`to_networkx`'s view, computed from the triples without building it."""
-    typed = _typed_iris(graph)
+    :func:`to_networkx`'s view, computed from the triples (or ``index``) without building it."""
+    typed = typed_iris(graph, index)
     names: dict[str, str] = {}
+    name_of = {iri: V.local_name(iri) for iri in typed}
     for iri, kind in sorted(typed.items(), key=lambda kv: str(kv[0])):
-        names[V.local_name(iri)] = kind  # like add_node: a later IRI with the same name wins
+        names[name_of[iri]] = kind  # like add_node: a later IRI with the same name wins
     edges = {
-        (V.local_name(s), V.local_name(t), relation) for s, t, relation, _ in iter_links(graph, typed)
+        (name_of[s], name_of[t], relation) for s, t, relation, _ in iter_links(graph, typed, index)
     }
     counts = {f"{kind}s": 0 for kind in V.NODE_TYPES.values()}
     for kind in names.values():
         counts[f"{kind}s"] += 1
     counts["relations"] = len(edges)
-    counts["triples"] = len(graph)
+    counts["triples"] = len(graph) if index is None else index.size
     return counts
 
 

@@ -18,7 +18,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
-from typing import Any
 
 import networkx as nx
 from rdflib import BNode, Graph, Literal, URIRef
@@ -26,8 +25,9 @@ from rdflib.namespace import RDF, RDFS, SH
 
 from kgkd.errors import GraphValidationError
 from kgkd.graph import vocab as V
-from kgkd.graph.reader import label_index, literal_number, typed_nodes
+from kgkd.graph.reader import label_index, literal_number
 from kgkd.graph.shapes_engine import CompiledShapes, Result, UnsupportedShapes, compile_shapes
+from kgkd.graph.triple_index import TripleIndex
 from kgkd.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -79,13 +79,14 @@ def check_not_empty(graph: Graph) -> list[str]:
     return []
 
 
-def check_teacher_domains(graph: Graph) -> list[str]:
-    domain_list = typed_nodes(graph, V.Domain)
+def check_teacher_domains(index: TripleIndex) -> list[str]:
+    graph = index.graph
+    domain_list = index.typed(V.Domain)
     domains = set(domain_list)
     names = [V.local_name(d) for d in domain_list]
     problems = []
-    for teacher in typed_nodes(graph, V.Teacher):
-        for dom in graph.objects(teacher, V.trainedOn):
+    for teacher in index.typed(V.Teacher):
+        for dom in index.objects(teacher, V.trainedOn):
             if dom not in domains:
                 name = V.local_name(dom)
                 problems.append(
@@ -95,19 +96,12 @@ def check_teacher_domains(graph: Graph) -> list[str]:
     return problems
 
 
-def _by_subject(graph: Graph, prop: URIRef) -> dict[Any, list[Any]]:
-    """``subject -> [objects]`` of one predicate, in one pass over its triples."""
-    table: dict[Any, list[Any]] = defaultdict(list)
-    for s, o in graph.subject_objects(prop):
-        table[s].append(o)
-    return table
-
-
-def check_weights(graph: Graph) -> list[str]:
-    targets, weights = _by_subject(graph, V.target), _by_subject(graph, V.weight)
+def check_weights(index: TripleIndex) -> list[str]:
+    graph = index.graph
+    targets, weights = index.table(V.target), index.table(V.weight)
     problems = []
     for prop in sorted(V.WEIGHTED_RELATIONS):
-        links = _by_subject(graph, prop)
+        links = index.table(prop)
         for subject in sorted((s for s in links if isinstance(s, URIRef)), key=str):
             found = []  # (target, raw weight, blank node) like reader.weighted_links
             for obj in links[subject]:
@@ -150,14 +144,11 @@ def _describe_chars(text: str) -> str:
     return ", ".join(names.get(c, f"the character {c!r}") for c in bad)
 
 
-def check_iris(graph: Graph) -> list[str]:
+def check_iris(index: TripleIndex) -> list[str]:
     """IRIs rdflib cannot write back (a space in a local name ...): the graph would load,
     validate and then fail when saved, cached or sent to a SPARQL result."""
-    bad: set[URIRef] = set()
-    for s, p, o in graph:
-        for term in (s, p, o):
-            if term.__class__ is URIRef and _BAD_IRI_CHARS.search(term):
-                bad.add(term)
+    search = _BAD_IRI_CHARS.search
+    bad = [iri for iri in index.iris() if search(iri)]
     problems = []
     for iri in sorted(bad, key=str):
         fixed = _BAD_IRI_CHARS.sub("_", str(iri))
@@ -175,10 +166,10 @@ def ascii_name(name: str) -> str:
     return fixed if DOMAIN_NAME.fullmatch(fixed) else f"d_{fixed}"
 
 
-def check_domain_names(graph: Graph) -> list[str]:
+def check_domain_names(index: TripleIndex) -> list[str]:
     """Domain names the data layer would refuse (``kgkd data add``, data file names)."""
     problems = []
-    for iri in typed_nodes(graph, V.Domain):
+    for iri in index.typed(V.Domain):
         name = V.local_name(iri)
         if not DOMAIN_NAME.fullmatch(name):
             problems.append(
@@ -189,13 +180,14 @@ def check_domain_names(graph: Graph) -> list[str]:
     return problems
 
 
-def duplicate_label_warnings(graph: Graph) -> list[str]:
+def duplicate_label_warnings(index: TripleIndex) -> list[str]:
     """Two domains with the same ``rdfs:label`` cannot be told apart in reports and plots."""
-    domains = set(typed_nodes(graph, V.Domain))
+    labels = index.table(RDFS.label)
     by_label: dict[str, set[str]] = defaultdict(set)
-    for node, label in graph.subject_objects(RDFS.label):
-        if node in domains and isinstance(label, Literal):
-            by_label[str(label)].add(V.local_name(node))
+    for node in index.typed(V.Domain):
+        for label in labels.get(node, []):
+            if isinstance(label, Literal):
+                by_label[str(label)].add(V.local_name(node))
     clashes = sorted((sorted(names), label) for label, names in by_label.items() if len(names) > 1)
     warnings = [
         f"domains {', '.join(repr(n) for n in names)} share the rdfs:label \"{label}\"; give each "
@@ -207,11 +199,12 @@ def duplicate_label_warnings(graph: Graph) -> list[str]:
     return warnings
 
 
-def check_subdomain_cycles(graph: Graph) -> list[str]:
+def check_subdomain_cycles(index: TripleIndex) -> list[str]:
     dg = nx.DiGraph()
     dg.add_edges_from(
         (V.local_name(s), V.local_name(o))
-        for s, o in graph.subject_objects(V.subDomainOf)
+        for s, objects in index.table(V.subDomainOf).items()
+        for o in objects
         if isinstance(o, URIRef)
     )
     try:
@@ -222,10 +215,10 @@ def check_subdomain_cycles(graph: Graph) -> list[str]:
     return [f"kgkd:subDomainOf forms a cycle {path}; remove one of these kgkd:subDomainOf links"]
 
 
-def check_unique_names(graph: Graph) -> list[str]:
+def check_unique_names(index: TripleIndex) -> list[str]:
     seen: dict[str, set[str]] = defaultdict(set)
     for cls in V.NODE_TYPES:
-        for iri in typed_nodes(graph, cls):
+        for iri in index.typed(cls):
             seen[V.local_name(iri)].add(str(iri))
     return [
         f"name '{name}' is used by several IRIs ({', '.join(sorted(iris))}); node names (IRI local names) "
@@ -235,9 +228,10 @@ def check_unique_names(graph: Graph) -> list[str]:
     ]
 
 
-def check_label_indices(graph: Graph) -> list[str]:
+def check_label_indices(index: TripleIndex) -> list[str]:
+    graph = index.graph
     problems = []
-    for ls in typed_nodes(graph, V.LabelSet):
+    for ls in index.typed(V.LabelSet):
         by_index: dict[int, list[str]] = defaultdict(list)
         for label in graph.subjects(V.inLabelSet, ls):
             idx = label_index(graph, label)  # type: ignore[arg-type]
@@ -302,13 +296,14 @@ def pyshacl_results(graph: Graph) -> list[Result]:
     ]
 
 
-def pick_engine(graph: Graph, engine: str = "auto") -> str:
-    """``'shacl'`` or ``'fast'``: which engine :func:`shacl_problems` runs for ``engine``."""
+def pick_engine(graph: Graph, engine: str = "auto", size: int | None = None) -> str:
+    """``'shacl'`` or ``'fast'``: which engine :func:`shacl_problems` runs for ``engine``
+    (``size``: the graph's triple count when known)."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "shacl" or compiled_shapes() is None:
         return "shacl"
-    if engine == "fast" or len(graph) >= FAST_ENGINE_MIN_TRIPLES:
+    if engine == "fast" or (len(graph) if size is None else size) >= FAST_ENGINE_MIN_TRIPLES:
         return "fast"
     return "shacl"
 
@@ -329,29 +324,36 @@ def format_results(graph: Graph, results: Iterable[Result]) -> tuple[list[str], 
     return sorted(violations), sorted(warnings)
 
 
-def shacl_problems(graph: Graph, engine: str = "auto") -> tuple[list[str], list[str]]:
+def shacl_problems(
+    graph: Graph, engine: str = "auto", index: TripleIndex | None = None
+) -> tuple[list[str], list[str]]:
     """Check the shipped shapes; returns (violations, warnings) as readable lines."""
-    if pick_engine(graph, engine) == "fast":
+    if pick_engine(graph, engine, None if index is None else index.size) == "fast":
         shapes = compiled_shapes()
         assert shapes is not None
-        return format_results(graph, shapes.run(graph))
+        return format_results(graph, shapes.run(graph, index))
     return format_results(graph, pyshacl_results(graph))
 
 
-def validate_graph(graph: Graph, where: str, engine: str = "auto") -> list[str]:
+def validate_graph(
+    graph: Graph, where: str, engine: str = "auto", index: TripleIndex | None = None
+) -> list[str]:
     """Raise GraphValidationError listing every problem; return warnings (also logged).
 
     ``engine``: ``"shacl"`` (pyshacl), ``"fast"`` (:mod:`kgkd.graph.shapes_engine`) or
-    ``"auto"`` (fast from :data:`FAST_ENGINE_MIN_TRIPLES` triples on).
+    ``"auto"`` (fast from :data:`FAST_ENGINE_MIN_TRIPLES` triples on). ``index``: a
+    :class:`TripleIndex` of ``graph`` as it is now, when the caller has one to share.
     """
     problems = check_not_empty(graph)
-    if not problems:
+    if not problems and index is None:
+        index = TripleIndex(graph)
+    if not problems and index is not None:
         for rule in STRUCTURAL_RULES:
-            problems.extend(rule(graph))
+            problems.extend(rule(index))
     warnings: list[str] = []
-    if not problems:
-        problems, warnings = shacl_problems(graph, engine)
-        warnings = duplicate_label_warnings(graph) + warnings
+    if index is not None and not problems:
+        problems, warnings = shacl_problems(graph, engine, index)
+        warnings = duplicate_label_warnings(index) + warnings
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise GraphValidationError(
