@@ -63,7 +63,9 @@ def describe_settings(meta: dict[str, Any]) -> str:
         if meta.get("registered"):
             return f"registered from {meta.get('source', '?')} ({meta.get('kind')})"
         return "training settings not recorded (trained by an older kgkd)"
-    parts = [f"{k}={settings[k]}" for k in SHOWN_SETTINGS if k in settings and settings[k] is not None]
+    shown = {**{k: settings.get(k) for k in SHOWN_SETTINGS if k in settings}, **settings}
+    shown["limit"] = "all" if shown.get("limit") is None else shown["limit"]
+    parts = [f"{k}={v}" for k, v in shown.items() if k not in ("domain", "data") and v is not None]
     return " ".join(parts) + f" fp={meta.get(FINGERPRINT_KEY)}"
 
 
