@@ -116,3 +116,28 @@ def test_bad_inputs_have_clear_errors(folder: Path, tmp_path: Path) -> None:
             (broken / f.name).write_bytes(f.read_bytes())
     with pytest.raises(CheckpointError, match="vocab.json"):
         load_teacher("teacher_amazon", broken)
+
+
+def test_recipe_config_can_ask_for_the_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`teachers.train.kind` overrides the graph's architecture; the kind is part of the fingerprint."""
+    from kgkd.graph import KnowledgeGraph
+    from kgkd.paths import graphs_dir
+    from kgkd.recipes import load_config
+    from kgkd.recipes.teachers import build_cache, obtain_teacher
+
+    monkeypatch.setenv("KGKD_CACHE_DIR", str(tmp_path))
+    kg = KnowledgeGraph.from_file(graphs_dir() / "sentiment.ttl")
+    cfg = load_config(
+        {"name": "k", "graph": {"path": "sentiment"}, "data": {"source_domains": ["amazon"], "target_domains": []},
+         "teachers": {"names": ["teacher_amazon"], "train": {"kind": "tfidf_logreg", "limit": 120}}},
+        smoke=False,
+    )  # fmt: skip
+    teacher = obtain_teacher("teacher_amazon", kg, cfg, show_progress=False)
+    assert isinstance(teacher, TfidfLogRegTeacher) and teacher.name == "teacher_amazon"
+    meta = json.loads((tmp_path / "teachers" / "teacher_amazon" / "kgkd_teacher.json").read_text())
+    assert meta["training"]["kind"] == "tfidf_logreg"
+    cache = build_cache(teacher, load_domain("yelp", "val", limit=20), None, cfg, "val", show_progress=False)
+    assert cache.lookup(torch.arange(4)).logits.shape == (4, 2)
+    with pytest.raises(ConfigError, match="unknown trainable teacher kind 'tfidf_lr'"):
+        obtain_teacher("teacher_amazon", kg, dataclasses.replace(
+            cfg, teachers=dataclasses.replace(cfg.teachers, train={"kind": "tfidf_lr"})))  # fmt: skip
