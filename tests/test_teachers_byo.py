@@ -183,7 +183,7 @@ class TinyDigitNet(nn.Module):
 
 
 def test_torch_image_module_added_evaluated_cached_and_equal_to_plain_torch(
-    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], one_thread
 ) -> None:
     from safetensors.torch import save_file
 
@@ -219,6 +219,21 @@ def test_torch_image_module_added_evaluated_cached_and_equal_to_plain_torch(
     file = tmp_path / "c.safetensors"
     assert main(["teachers", "cache", "--teacher", "teacher_tinynet", "--domain", "uci_digits", "--split", "val",
                  "--limit", "40", "--dtype", "fp32", "--out", str(file)]) == 0  # fmt: skip
+    # distilled into a student through a quick recipe, next to a packaged pretrained teacher
+    from kgkd.recipes import digits_transfer, load_config
+
+    cfg = load_config(
+        "digits_transfer_quick",
+        [f"output.dir={tmp_path / 'run'}", "output.show_progress=false", "signals.baselines=[uniform]",
+         f"graph.path={out}", "data.source_domains=[uci_digits]", "data.target_domains=[mnist]",
+         "teachers.names=[teacher_tinynet,teacher_mnist]", "data.train_limit=48", "data.val_limit=24",
+         "data.test_limit=24", "distill.engine.epochs=1"],
+        smoke=True,
+    )  # fmt: skip
+    result = digits_transfer.run(cfg)
+    metrics = json.loads((result.output_dir / "metrics.json").read_text())
+    assert set(metrics["weights"]["mnist"]) == {"teacher_tinynet", "teacher_mnist"}
+    capsys.readouterr()
     # bad module inputs: clear errors, nothing written
     for args, pattern in (
         (["--module", "tiny_digit_net", "--size", "16"], "must look like 'package.module:Class'"),
