@@ -19,6 +19,12 @@ from kgkd.errors import DataError
 LABELS = ("negative", "positive")
 
 
+@pytest.fixture(autouse=True)
+def _own_user_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Domains added here live in this test's folder only (other tests list the user domains)."""
+    monkeypatch.setenv("KGKD_USER_DATA_DIR", str(tmp_path / "user_data"))
+
+
 def _review(i: int, repeat: int = 400) -> str:
     return f"review {i}: " + ("good " if i % 2 else "bad ") * repeat  # ~2 KB, a long product review
 
@@ -111,3 +117,23 @@ def test_bad_utf8_deep_in_a_streamed_file_names_the_line(tmp_path: Path) -> None
         read_user_file(path, label_names=LABELS)
     with pytest.raises(DataError, match="max_sample_bytes=0 must be a positive number of bytes"):
         read_user_file(path, label_names=LABELS, max_sample_bytes=0)
+
+
+def test_large_domain_is_stored_with_an_offset_index_and_read_lazily(tmp_path: Path) -> None:
+    from kgkd.data import load_domain
+    from kgkd.data.user import remove_user_domain
+
+    path = tmp_path / "docs.jsonl"
+    _big_jsonl(path, 400)
+    entry = add_user_domain("lazy_docs", path, lazy=True)  # what files >= 64 MiB get by default
+    stored = user_data_dir() / entry["file"]
+    assert stored.suffix == ".jsonl" and (stored.parent / "lazy_docs.index.npz").is_file()
+    train = load_domain("lazy_docs", "train")
+    assert isinstance(train.texts, LazyTexts) and len(train) == entry["counts"]["train"]["total"]
+    item = train[5]
+    assert item["text"].startswith("review ") and item["label"] == int(item["text"].split()[1].rstrip(":")) % 2
+    small = load_domain("lazy_docs", "train", limit=10)
+    assert isinstance(small.texts, LazyTexts) and len(small) == 10
+    assert small.fingerprint() != train.fingerprint()
+    remove_user_domain("lazy_docs")
+    assert not stored.exists() and not (stored.parent / "lazy_docs.index.npz").exists()

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from kgkd.data.specs import DomainSpec, get_spec
 from kgkd.data.splits import check_split, stratified_subset
 from kgkd.data.storage import read_image_arrays, read_manifest, read_text_records, sha256_file
+from kgkd.data.user_files import LazyDomainFile, LazyTexts
 from kgkd.errors import DataError, MissingDataError
 
 #: Parsed files, keyed by (path, size, mtime): loading three splits reads the file once.
@@ -48,8 +49,10 @@ def _load_file(spec: DomainSpec) -> tuple[str, Any]:
             f"data file {path} does not match the sha256 in {root / spec.manifest} (corrupt or edited); "
             f"rebuild it with `{spec.build_command}`"
         )
-    if spec.modality == "text":
-        content: Any = read_text_records(path, spec.build_command)
+    if spec.modality == "text" and path.suffix == ".jsonl":  # a large user domain: read text by text
+        content: Any = LazyDomainFile.open(path)
+    elif spec.modality == "text":
+        content = read_text_records(path, spec.build_command)
     else:
         content = read_image_arrays(path, spec.build_command)
     if len(_FILE_CACHE) >= _FILE_CACHE_SIZE:  # the files are small; bound the count anyway
@@ -91,7 +94,7 @@ class DomainDataset(Dataset):
         self.spec = spec
         self.split = check_split(split)
         self.labels = np.asarray(labels, dtype=np.int64)
-        self.texts = list(texts) if texts is not None else None
+        self.texts = texts if isinstance(texts, LazyTexts) else list(texts) if texts is not None else None
         self.images = images
         self.checksum = checksum
         self.limit = limit
@@ -187,9 +190,11 @@ def load_domain(
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise DataError(f"limit={limit!r} for domain '{name}' must be a positive integer or None")
     checksum, content = _load_file(spec)
-    texts: list[str] | None = None
+    texts: Sequence[str] | None = None
     images: np.ndarray | None = None
-    if spec.modality == "text":
+    if isinstance(content, LazyDomainFile):
+        labels, texts = content.split(split)
+    elif spec.modality == "text":
         rows = [r for r in content if r["split"] == split]
         labels = np.array([r["label"] for r in rows], dtype=np.int64)
         texts = [r["text"] for r in rows]
@@ -201,7 +206,10 @@ def load_domain(
     if limit is not None:
         keep = stratified_subset(labels, limit, seed)
         labels = labels[keep]
-        texts = [texts[i] for i in keep] if texts is not None else None
+        if isinstance(texts, LazyTexts):
+            texts = texts.take(keep)
+        else:
+            texts = [texts[i] for i in keep] if texts is not None else None
         images = images[keep] if images is not None else None
     return DomainDataset(
         spec,

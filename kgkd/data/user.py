@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from kgkd.data.specs import DIGIT_LABELS, DOMAINS, MODALITIES, SENTIMENT_LABELS, DomainSpec
 from kgkd.data.splits import SPLITS, stratified_split
 from kgkd.data.storage import read_manifest, sha256_file, write_image_arrays
-from kgkd.data.user_files import UserRows, read_user_file
+from kgkd.data.user_files import SPLIT_CODES, UserRows, lazy_index_path, read_user_file
 from kgkd.errors import DataError, UnknownDatasetError
 from kgkd.paths import data_dir, repo_root
 from kgkd.utils.io import atomic_path, atomic_write_json
@@ -55,6 +55,8 @@ __all__ = [
 USER_DATA_ENV = "KGKD_USER_DATA_DIR"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
+#: Text files at least this large become lazily read domains (JSONL + byte-offset index, not gzip).
+LAZY_BYTES = 64 * 1024 * 1024
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -187,6 +189,7 @@ def add_user_domain(
     force: bool = False,
     max_sample_bytes: int | None = None,
     show_progress: bool = False,
+    lazy: bool | None = None,
 ) -> dict[str, Any]:
     """Import a user's data file as domain ``name`` and return its manifest entry.
 
@@ -203,6 +206,8 @@ def add_user_domain(
         force: replace an existing user domain of the same name.
         max_sample_bytes: longest line/sample accepted (default 8 MiB); longer ones are refused.
         show_progress: progress bars while reading the file and writing the domain.
+        lazy: store a text domain as uncompressed JSONL + a byte-offset index, read text by text
+            at training time (default: when the file is at least 64 MiB).
 
     Large files stream: the file is read twice (check + index by byte offset, then copy), one
     line at a time, so memory holds only one offset and label per sample.
@@ -242,7 +247,9 @@ def add_user_domain(
                 f"{src}: {len(rows)} samples are too few for a {share:.0%} {s} split; add samples or change {flag}"
             )
     root = user_data_dir()
-    rel = f"text/{name}.jsonl.gz" if rows.modality == "text" else f"images/{name}.npz"
+    lazy = rows.modality == "text" and (src.stat().st_size >= LAZY_BYTES if lazy is None else lazy)
+    rel = (f"text/{name}.jsonl" if lazy else f"text/{name}.jsonl.gz") if rows.modality == "text" \
+        else f"images/{name}.npz"  # fmt: skip
     _write(root / rel, name, rows, split, show_progress)
     options = {
         "--text-column": text_column if rows.modality == "text" and text_column != "text" else None,
@@ -298,8 +305,12 @@ def _write(target: Path, name: str, rows: UserRows, split: np.ndarray, show_prog
     if rows.texts is not None:
         records = ({"id": f"{name}-{i:06d}", "text": t, "label": int(y), "split": str(s)}
                    for i, (t, y, s) in enumerate(zip(rows.texts, rows.labels, split)))  # fmt: skip
-        _write_text_stream(target, tqdm(records, total=len(rows), desc=f"writing {name}", unit="text",
-                                        disable=not show_progress, leave=False))  # fmt: skip
+        records = tqdm(records, total=len(rows), desc=f"writing {name}", unit="text", disable=not show_progress,
+                       leave=False)  # fmt: skip
+        if target.suffix == ".jsonl":
+            _write_lazy_text(target, records, rows.labels, split)
+        else:
+            _write_text_stream(target, records)
         return
     assert rows.images is not None
     arrays: dict[str, np.ndarray] = {}
@@ -318,6 +329,22 @@ def _write_text_stream(target: Path, records: Iterable[dict[str, Any]]) -> None:
                 gz.write((json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8"))
         raw.flush()
         os.fsync(raw.fileno())
+
+
+def _write_lazy_text(target: Path, records: Iterable[dict[str, Any]], labels: np.ndarray, split: np.ndarray) -> None:
+    """Plain JSON lines (atomic) plus ``<name>.index.npz``: each record's byte offset, label and split code."""
+    offsets = np.empty(len(labels), dtype=np.int64)
+    position = 0
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        for i, rec in enumerate(records):
+            line = (json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8")
+            offsets[i], position = position, position + len(line)
+            fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+    codes = np.array([SPLIT_CODES.index(str(s)) for s in split], dtype=np.int8)
+    with atomic_path(lazy_index_path(target)) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, offsets=offsets, labels=labels.astype(np.int64), splits=codes)
 
 
 def remove_user_domain(name: str) -> Path:
@@ -345,5 +372,7 @@ def remove_user_domain(name: str) -> Path:
     )
     target = user_data_dir() / entry["file"]
     target.unlink(missing_ok=True)
+    if target.suffix == ".jsonl":
+        lazy_index_path(target).unlink(missing_ok=True)
     log.info("removed user domain %s (%s)", name, target)
     return target

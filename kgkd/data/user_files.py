@@ -251,12 +251,57 @@ class LazyTexts(Sequence[str]):
             return _normalise(json.loads(line).get(self.column, ""))
         return _normalise(line)
 
+    def take(self, positions: Sequence[int] | np.ndarray) -> LazyTexts:
+        """The texts at ``positions`` (still lazy)."""
+        return LazyTexts(self.path, self.fmt, self.offsets[np.asarray(positions, dtype=np.int64)],
+                         self.column, self.header)  # fmt: skip
+
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_fh": None}
 
     def __del__(self) -> None:
         if getattr(self, "_fh", None) is not None:
             self._fh.close()
+
+
+SPLIT_CODES = ("train", "val", "test")
+
+
+def lazy_index_path(path: Path) -> Path:
+    """``text/<name>.jsonl`` → ``text/<name>.index.npz`` (byte offsets, labels, split codes)."""
+    return path.with_name(path.name.removesuffix(".jsonl") + ".index.npz")
+
+
+@dataclass
+class LazyDomainFile:
+    """A stored user text domain read lazily: uncompressed JSONL + an index of byte offsets.
+
+    Large user domains are stored this way by ``kgkd data add`` so training reads each text
+    when its batch needs it; only offsets, labels and split codes (17 bytes a sample) are loaded.
+    """
+
+    path: Path
+    offsets: np.ndarray
+    labels: np.ndarray
+    splits: np.ndarray
+
+    @classmethod
+    def open(cls, path: Path) -> LazyDomainFile:
+        index = lazy_index_path(path)
+        try:
+            with np.load(index, allow_pickle=False) as npz:
+                offsets, labels, splits = npz["offsets"], npz["labels"], npz["splits"]
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise DataError(f"{index}: the byte-offset index of {path.name} is missing or corrupt ({exc}); "
+                            "re-add the domain with `kgkd data add NAME FILE --force`") from None  # fmt: skip
+        if not len(offsets) == len(labels) == len(splits):
+            raise DataError(f"{index}: offsets, labels and splits differ in length; re-add the domain with --force")
+        return cls(path, offsets, labels, splits)
+
+    def split(self, name: str) -> tuple[np.ndarray, LazyTexts]:
+        """Labels and lazy texts of one split."""
+        keep = np.flatnonzero(self.splits == SPLIT_CODES.index(name))
+        return self.labels[keep].astype(np.int64), LazyTexts(self.path, "jsonl", self.offsets[keep])
 
 
 def _read_txt(path: Path, max_bytes: int, bar: Any) -> UserRows:
