@@ -11,6 +11,10 @@ are written to a temp folder. Every step runs in its own Python process, so each
 * ``cli_validate`` / ``cli_show`` the user's commands ``kgkd graph validate FILE`` and
   ``kgkd graph show FILE --out X.png``, wall clock from process start to exit.
 
+``wall s`` is the child's wall clock, ``cpu s`` its user + system CPU seconds (steadier than
+wall time on a shared machine); ``import s`` / ``load s`` / ``step s`` are wall seconds inside
+the child (import of kgkd.graph, ``from_file``, the step itself).
+
 Run: ``python benchmarks/graph_scale.py [--scale smoke|quick|full]`` → ``results/graph_scale.json``.
 """
 
@@ -80,6 +84,8 @@ def run_measured(cmd: Sequence[str], timeout: float, cwd: Path) -> dict[str, Any
         stderr = err.read().decode("utf-8", "replace")
     return {
         "wall_s": round(wall, 2),
+        # CPU seconds of this child (user + system): on a shared machine, less noisy than wall time
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
         "rc": proc.returncode,
         "stdout": stdout,
@@ -107,7 +113,10 @@ def measure(step: str, graph: Path, png: Path, timeout: float) -> dict[str, Any]
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Plain-text table: one line per (domains, step)."""
-    head = f"{'domains':>8}  {'step':<13}{'wall s':>8}{'import s':>9}{'load s':>8}{'step s':>8}{'peak MB':>9}  note"
+    head = (
+        f"{'domains':>8}  {'step':<13}{'wall s':>8}{'cpu s':>8}{'import s':>9}{'load s':>8}{'step s':>8}"
+        f"{'peak MB':>9}  note"
+    )
     lines = [head, "-" * len(head)]
     def cell(r: dict[str, Any], key: str) -> str:
         return f"{r[key]:.2f}" if isinstance(r.get(key), (int, float)) else "-"
@@ -117,7 +126,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         if r.get("png_pixels"):
             note = f"png {r['png_pixels'][0]}x{r['png_pixels'][1]} " + note
         lines.append(
-            f"{r['domains']:>8}  {r['step']:<13}{cell(r, 'wall_s'):>8}{cell(r, 'import_s'):>9}"
+            f"{r['domains']:>8}  {r['step']:<13}{cell(r, 'wall_s'):>8}{cell(r, 'cpu_s'):>8}{cell(r, 'import_s'):>9}"
             f"{cell(r, 'load_s'):>8}{cell(r, 'step_s'):>8}{r['peak_rss_mb']:>9.0f}  {note}"
         )
     return "\n".join(lines)

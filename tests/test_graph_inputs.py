@@ -3,7 +3,6 @@ data layer refuses, shared labels, a wrong extension, a directory, SPARQL update
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -182,18 +181,3 @@ def test_show_lists_at_most_rows_and_draws_with_max_nodes(
     assert main(["graph", "show", str(path), "--rows", "3", "--out", str(out), "--max-nodes", "50"]) == 0
     text = capsys.readouterr().out
     assert "... 117 more domains (--rows 0 shows all" in text and out.is_file()
-
-
-def test_graph_scale_benchmark_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import _common
-    import graph_scale
-
-    monkeypatch.setattr(_common, "RESULTS_DIR", tmp_path)
-    payload = graph_scale.main(["--scale", "smoke", "--only", "validate", "--only", "draw"])
-    written = json.loads((tmp_path / "graph_scale.json").read_text())
-    assert [(r["domains"], r["step"], r["rc"]) for r in written["rows"]] == [
-        (60, "validate", 0),
-        (60, "draw", 0),
-    ]
-    assert payload["rows"][1]["png_pixels"] == [int(CANVAS[0] * 130), int(CANVAS[1] * 130)]
-    assert all(r["peak_rss_mb"] > 0 and r["wall_s"] > 0 for r in written["rows"])

@@ -3,6 +3,7 @@ drawing stays bounded, and the benchmark's entry point runs at smoke scale."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from rdflib import BNode, Graph
 
 from kgkd.graph import KnowledgeGraph
+from kgkd.graph.draw import CANVAS
 from kgkd.graph.fast_parse import fast_parse
 from kgkd.graph.validation import pick_engine, shacl_problems
 from kgkd.paths import graphs_dir
@@ -144,3 +146,18 @@ def test_fast_parsed_graph_works_everywhere_a_graph_does(tmp_path: Path) -> None
     assert len(kg) == n + 1  # the remembered count is forgotten on change
     again = KnowledgeGraph.from_string(kg.to_string(), source="round trip")
     assert len(again) == n + 1
+
+
+def test_graph_scale_benchmark_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import graph_scale
+
+    # results go to tmp_path, never to benchmarks/results/ (patch the helpers graph_scale uses)
+    monkeypatch.setattr(sys.modules[graph_scale.finish.__module__], "RESULTS_DIR", tmp_path)
+    payload = graph_scale.main(["--scale", "smoke", "--only", "validate", "--only", "draw"])
+    written = json.loads((tmp_path / "graph_scale.json").read_text())
+    assert [(r["domains"], r["step"], r["rc"]) for r in written["rows"]] == [
+        (60, "validate", 0),
+        (60, "draw", 0),
+    ]
+    assert payload["rows"][1]["png_pixels"] == [int(CANVAS[0] * 130), int(CANVAS[1] * 130)]
+    assert all(r["peak_rss_mb"] > 0 and r["wall_s"] > 0 for r in written["rows"])

@@ -35,7 +35,6 @@ def _compact(kg: KnowledgeGraph, value: Any) -> Any:
 
 def _validate(args: argparse.Namespace) -> int:
     from kgkd.graph.knowledge_graph import KnowledgeGraph
-
     from kgkd.graph.triple_index import TripleIndex
 
     kg = KnowledgeGraph.from_file(args.file, format=args.format)
@@ -52,7 +51,6 @@ def _show(args: argparse.Namespace) -> int:
     from kgkd.graph import vocab as V
     from kgkd.graph.knowledge_graph import KnowledgeGraph
     from kgkd.graph.reader import read_domain, read_teacher, typed_nodes
-
     from kgkd.graph.triple_index import TripleIndex
 
     kg = KnowledgeGraph.from_file(args.file, format=args.format)
