@@ -89,6 +89,17 @@ TEACHER_KINDS.register("hf_local")(load_registered)
 TEACHER_KINDS.register("torch_module")(load_registered)
 
 
+def pretrained_teacher(architecture: str | None, name: str) -> Teacher | None:
+    """The packaged pretrained net a graph architecture names (``ccexam:mnist``), or None.
+
+    Such teachers need no training and no checkpoint folder.
+    """
+    family, _, net = str(architecture or "").partition(":")
+    if family == "ccexam" and net in CCEXAM_NETS:
+        return load_ccexam_teacher(net, name=name)
+    return None
+
+
 def load_checkpoint(folder: str | os.PathLike[str], name: str | None = None) -> Teacher:
     """Load the teacher checkpoint in ``folder`` (eval mode, gradients off) under graph name ``name``.
 

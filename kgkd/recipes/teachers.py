@@ -72,14 +72,6 @@ def wanted_kind(kg: Any, name: str, train: dict[str, Any]) -> str | None:
     return family if family in TRAIN_KINDS else None
 
 
-def _pretrained(kg: Any, name: str) -> bool:
-    """True when the graph describes ``name`` as a packaged pretrained net (ccexam), nothing to train."""
-    from kgkd.models.ccexam import CCEXAM_NETS
-
-    arch = str(kg.teacher(name).architecture or "")
-    return arch.startswith("ccexam:") and arch.split(":", 1)[1] in CCEXAM_NETS
-
-
 def obtain_teacher(name: str, kg: Any, cfg: RecipeConfig, show_progress: bool = True) -> Any:
     """The teacher ``name`` trained with the settings ``cfg`` asks for; trained first when missing.
 
@@ -95,7 +87,7 @@ def obtain_teacher(name: str, kg: Any, cfg: RecipeConfig, show_progress: bool = 
             message names the folder found, how its settings differ and the command that trains
             the wanted one); or a checkpoint folder is broken.
     """
-    from kgkd.models.loading import load_checkpoint, teacher_dir
+    from kgkd.models.loading import load_checkpoint, pretrained_teacher, teacher_dir
     from kgkd.models.provenance import (
         TRAINING_KEY,
         describe_settings,
@@ -111,10 +103,9 @@ def obtain_teacher(name: str, kg: Any, cfg: RecipeConfig, show_progress: bool = 
     meta = read_meta(plain)
     if meta is not None and meta.get("registered"):
         return load_checkpoint(plain, name)
-    if _pretrained(kg, name):
-        from kgkd.models.ccexam import load_ccexam_teacher
-
-        return load_ccexam_teacher(str(kg.teacher(name).architecture).split(":", 1)[1], name=name)
+    pretrained = pretrained_teacher(kg.teacher(name).architecture, name)
+    if pretrained is not None:
+        return pretrained
     if plain.exists() and meta is None:
         load_checkpoint(plain, name)  # raises the clear "incomplete folder" error: never paper over it
     kwargs = {**_train_kwargs(cfg), "kind": wanted_kind(kg, name, cfg.teachers.train)}
