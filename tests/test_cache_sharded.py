@@ -14,7 +14,7 @@ import torch
 from test_cache import ToyData, collate, teacher
 from torch import nn
 
-from kgkd.distill.cache import INDEX_NAME, TeacherCache, default_cache_path
+from kgkd.distill.cache import INDEX_NAME, CachedTeacher, TeacherCache, default_cache_path
 from kgkd.errors import CacheError
 from kgkd.models.base import ModelOutput
 
@@ -250,3 +250,12 @@ def test_resume_after_a_killed_build_keeps_finished_shards(tmp_path: Path) -> No
     clean = sharded(tmp_path, n=40, shard_size=8, path=tmp_path / "clean")
     every = torch.arange(40)  # same batches replayed: identical values
     assert torch.equal(resumed.lookup(every).logits, clean.lookup(every).logits)
+
+
+def test_a_sharded_cache_pickles_for_worker_processes(tmp_path: Path) -> None:
+    import pickle
+
+    cache = sharded(tmp_path)
+    cache.lookup(torch.tensor([0, 9]))  # opens shards
+    copy = pickle.loads(pickle.dumps(CachedTeacher(cache)))
+    assert torch.equal(copy({"index": torch.tensor([9, 4])}).logits, cache.lookup(torch.tensor([9, 4])).logits)

@@ -90,6 +90,14 @@ class TeacherCache:
         self._pool = ShardPool()
         self._opened: set[int] = set()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for spawned DataLoader workers: open shard files are not carried over."""
+        return {**self.__dict__, "_pool": None, "_opened": set()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pool = ShardPool()
+
     # -- header -------------------------------------------------------------
     @property
     def fingerprint(self) -> str:
