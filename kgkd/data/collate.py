@@ -1,7 +1,8 @@
 """Collators: lists of domain-tagged items → model-ready batches.
 
 Both keep ``labels``, ``domain`` and ``index`` as int64 tensors so the engine can route
-per-domain weights and look samples up in the teacher cache.
+per-domain weights and look samples up in the teacher cache. A model with its own input
+pipeline (``Teacher.collator()``) builds its collator on :func:`check_items` / :func:`batch_tags`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from kgkd.data.transforms import resize_digits
 from kgkd.errors import DataError
 
 
-def _tags(items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+def batch_tags(items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """``labels``, ``domain`` and ``index`` of ``items`` as int64 tensors (every collator adds them)."""
     return {
         "labels": torch.tensor([int(it["label"]) for it in items], dtype=torch.long),
         "domain": torch.tensor([int(it["domain"]) for it in items], dtype=torch.long),
@@ -23,7 +25,8 @@ def _tags(items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
     }
 
 
-def _check(items: Sequence[dict[str, Any]], key: str, who: str) -> None:
+def check_items(items: Sequence[dict[str, Any]], key: str, who: str) -> None:
+    """DataError when ``items`` is empty or its items lack ``key`` (``who`` names the collator)."""
     if not items:
         raise DataError(f"{who} got an empty batch")
     if key not in items[0]:
@@ -46,7 +49,7 @@ class TextCollator:
         self.max_length = max_length
 
     def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        _check(items, "text", "TextCollator")
+        check_items(items, "text", "TextCollator")
         enc = self.tokenizer(
             [it["text"] for it in items],
             padding=True,
@@ -55,7 +58,7 @@ class TextCollator:
             return_tensors="pt",
         )
         batch = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-        batch.update(_tags(items))
+        batch.update(batch_tags(items))
         return batch
 
 
@@ -75,12 +78,12 @@ class ImageCollator:
         self.transform = transform
 
     def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        _check(items, "image", "ImageCollator")
+        check_items(items, "image", "ImageCollator")
         pixels = torch.stack([resize_digits(it["image"], self.size) for it in items])
         if pixels.ndim == 3:
             pixels = pixels.unsqueeze(1)
         if self.transform is not None:
             pixels = self.transform(pixels)
         batch: dict[str, Any] = {"pixels": pixels}
-        batch.update(_tags(items))
+        batch.update(batch_tags(items))
         return batch

@@ -73,10 +73,10 @@ class TfidfCollator:
         return (x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)).float()
 
     def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, Tensor]:
-        from kgkd.data.collate import _check, _tags
+        from kgkd.data.collate import batch_tags, check_items
 
-        _check(items, "text", "TfidfCollator")
-        return {"tfidf": self.vectors([it["text"] for it in items]), **_tags(items)}
+        check_items(items, "text", "TfidfCollator")
+        return {"tfidf": self.vectors([it["text"] for it in items]), **batch_tags(items)}
 
 
 class TfidfLogRegTeacher(Teacher):
