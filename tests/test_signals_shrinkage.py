@@ -94,14 +94,16 @@ def test_cv_lambda_matches_an_outer_lodo_of_the_unshrunk_signals(env: dict) -> N
         env["kg"],
         env["probs"],
         {d: env["labels"][d] for d in sources},
-        methods=("uniform", "kg"),
+        methods=("uniform", "kg_gnn"),
         teachers=TEACHERS,
         epochs=EPOCHS,
         seed=0,
         shrinkage=0.0,
+        calibrate=False,  # the shrinkage CV scores the raw teachers, with every teacher visible
+        exclude_own_teacher=False,
         use_text=False,  # shrinkage does not depend on node text; skips the sentence encoder
     )
-    for lam, name in ((0.0, "kg"), (1.0, "uniform")):
+    for lam, name in ((0.0, "kg_gnn"), (1.0, "uniform")):
         expected = sum(r["nll"] for r in report.rows if r["method"] == name) / len(sources)
         assert choice["cv_nll"][f"{lam:g}"] == pytest.approx(expected, abs=1e-4)
     # the chosen λ is never worse in CV than the raw graph weights, and it is what weights() applies

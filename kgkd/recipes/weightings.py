@@ -23,7 +23,7 @@ from kgkd.signals.baselines import WEIGHTINGS, EnsembleWeighting
 __all__ = ["FittedKG", "MethodWeighting", "check_method_names", "fit_method", "student_space_probs"]
 
 #: Methods fitted through the graph (they take the signal options).
-KG_METHODS = frozenset({"kg", "kg_gate", "no_graph"})
+KG_METHODS = frozenset({"kg", "kg_gnn", "kg_gnn_gate", "no_graph", "graph_prior"})
 
 
 class FittedKG(EnsembleWeighting):
@@ -94,7 +94,7 @@ class MethodWeighting(TeacherWeighting):
         self.check_inputs(domain, teacher_logits)
         if not teacher_logits:
             raise ConfigError(f"{type(self.method).__name__} weights samples by the teachers' outputs; pass them")
-        probs = student_space_probs(teacher_logits, self.label_maps).cpu()
+        probs = self.method.calibrated(student_space_probs(teacher_logits, self.label_maps).cpu())
         ids = domain.long().cpu()
         weights = torch.empty(ids.numel(), self.num_teachers)
         for d in ids.unique().tolist():

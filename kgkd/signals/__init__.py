@@ -12,6 +12,10 @@ Baselines live next to them (:data:`WEIGHTINGS`), and
 :func:`leave_one_domain_out` compares everything honestly.
 """
 
+from kgkd.signals import graph_weighting as _graph_weighting  # noqa: F401 - registers the graph weightings
+from kgkd.signals import safe as _safe  # noqa: F401 - registers the safe default ``kg``
+from kgkd.signals.baselines import WEIGHTINGS, EnsembleWeighting
+from kgkd.signals.calibration import TeacherCalibration, fit_temperature, temper
 from kgkd.signals.encoders import ENCODERS, SignalEncoder, build_encoder
 from kgkd.signals.features import AttributeSchema, NodeFeaturizer, NodeRecord, TextEmbedder
 from kgkd.signals.fit import ensemble_nll, fit_signals
@@ -24,6 +28,7 @@ from kgkd.signals.heads import (
     TeacherWeightHead,
     sample_evidence,
 )
+from kgkd.signals.posterior import DomainPosterior
 from kgkd.signals.reliability import ReliabilityTable, collect_teacher_probs, measure_reliability
 from kgkd.signals.shrinkage import (
     SHRINKAGE_GRID,
@@ -32,14 +37,19 @@ from kgkd.signals.shrinkage import (
     choose_shrinkage,
     shrink,
 )
+from kgkd.signals.similarity import DomainSimilarity
 
 __all__ = [
     "ENCODERS",
     "PATH_FEATURES",
     "SHRINKAGE_GRID",
     "SINGLE_SOURCE_PRIOR",
+    "WEIGHTINGS",
     "AlignmentHead",
     "AttributeSchema",
+    "DomainPosterior",
+    "DomainSimilarity",
+    "EnsembleWeighting",
     "FiLMProjector",
     "FittedSignals",
     "NodeFeaturizer",
@@ -49,6 +59,7 @@ __all__ = [
     "ShrinkageChoice",
     "SignalEncoder",
     "SignalGraph",
+    "TeacherCalibration",
     "TeacherWeightHead",
     "TextEmbedder",
     "build_encoder",
@@ -56,8 +67,10 @@ __all__ = [
     "collect_teacher_probs",
     "ensemble_nll",
     "fit_signals",
+    "fit_temperature",
     "measure_reliability",
     "sample_evidence",
     "shrink",
     "signal_graph_from_kg",
+    "temper",
 ]

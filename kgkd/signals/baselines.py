@@ -1,28 +1,29 @@
 """Teacher-weighting methods compared in one room, picked by name from :data:`WEIGHTINGS`.
 
 All share one interface (:class:`EnsembleWeighting`): ``fit`` on labelled source
-domains, then ``sample_weights(domain, probs)`` gives ``[N, T]`` weights for a
-domain's samples (teacher probabilities ``[N, T, C]``; no labels).
+domains (optionally with unlabelled sample ``features`` per domain), then
+``sample_weights(domain, probs, features)`` gives ``[N, T]`` weights for a domain's
+samples (teacher probabilities ``[N, T, C]``; no labels) and ``mixture(...)`` the
+weighted ensemble ``[N, C]``. Any method can temperature-scale the teachers first
+(option ``calibrate``; :mod:`kgkd.signals.calibration`).
 
-* ``uniform`` — plain averaging.
-* ``confidence`` — per-sample ``softmax(-entropy / τ)`` (CA-MKD-style, label-free);
-  τ is chosen on the source domains.
-* ``best_single`` — the teacher with the best mean source accuracy, alone.
-* ``oracle`` — the best teacher on the target domain's own labels (upper bound;
-  the only method that reads target labels).
-* ``kg`` / ``kg_gate`` — the fitted KG-GNN weights (without / with the per-sample gate).
-* ``no_graph`` — the same heads over node features only (MLP encoder, no message passing).
+Here: ``uniform``, ``confidence`` (per-sample entropy, CA-MKD-style without labels),
+``best_single``, ``oracle`` (target labels: an upper bound, never a method) and the
+KG-GNN family ``kg_gnn`` / ``kg_gnn_gate`` / ``no_graph``. The graph prior, the
+distribution-weighted rule and the safe default ``kg`` live in
+:mod:`kgkd.signals.graph_weighting` and :mod:`kgkd.signals.safe`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from kgkd.errors import SignalError
+from kgkd.signals.calibration import TeacherCalibration
 from kgkd.signals.fit import ensemble_nll, fit_signals
 from kgkd.signals.fitted import FittedSignals
 from kgkd.signals.reliability import LabelsByDomain, ProbsByDomain, measure_reliability
@@ -40,31 +41,72 @@ def stack_probs(by_teacher: dict[str, Tensor], teachers: Sequence[str]) -> Tenso
     return torch.stack([by_teacher[t].float() for t in teachers], dim=1)
 
 
+def teacher_domains(kg: Any, teachers: Sequence[str]) -> dict[str, list[str]]:
+    """``{teacher: domains it was trained on}`` from the graph's ``trainedOn`` (``[]`` if unknown)."""
+    facts: dict[str, list[str]] = {}
+    if hasattr(kg, "teacher_facts"):
+        facts = {t: list(f.get("trained_on", [])) for t, f in kg.teacher_facts.items()}
+    elif hasattr(kg, "teachers"):
+        facts = {t.name: list(t.trained_on) for t in kg.teachers()}
+    return {t: facts.get(t, []) for t in teachers}
+
+
 class EnsembleWeighting:
     """Base class: ``fit`` on source domains, then per-sample weights on any domain."""
 
     #: True only for the oracle: it reads the target domain's labels.
     uses_target_labels: bool = False
 
+    #: True for methods that weight samples by their features (``features=`` is then required).
+    uses_features: bool = False
+    #: Whether teachers are temperature-scaled before weighting unless ``calibrate=`` says otherwise.
+    calibrate_by_default: bool = False
+
     def __init__(self, **options: Any) -> None:
         self.options = options
         self.teachers: list[str] = []
+        self.calibration: TeacherCalibration | None = None
 
     def fit(self, kg: Any, probs: ProbsByDomain, labels: LabelsByDomain, source_domains: Sequence[str],
-            teachers: Sequence[str], target: str | None = None) -> EnsembleWeighting:
+            teachers: Sequence[str], target: str | None = None,
+            features: Mapping[str, Tensor] | None = None) -> EnsembleWeighting:
+        """Remember the teachers and, if calibrating, fit their temperatures on the sources."""
         self.teachers = list(teachers)
+        self.teacher_domains = teacher_domains(kg, teachers)
+        if bool(self.options.get("calibrate", self.calibrate_by_default)):
+            self.calibration = TeacherCalibration.fit(probs, labels, teachers, self.teacher_domains,
+                                                      [d for d in source_domains if d in labels])
         return self
 
-    def sample_weights(self, domain: str, probs: Tensor) -> Tensor:
-        """Weights ``[N, T]`` (rows sum to 1) for ``probs`` ``[N, T, C]`` of ``domain``."""
+    def calibrated(self, probs: Tensor) -> Tensor:
+        """``probs`` ``[N, T, C]`` after the fitted calibration (unchanged without one)."""
+        return probs if self.calibration is None else self.calibration.apply(probs, self.teachers)
+
+    def calibrated_by_domain(self, probs: ProbsByDomain) -> dict[str, dict[str, Tensor]]:
+        """``probs[d][t]`` after calibration, for fitting on calibrated outputs."""
+        if self.calibration is None:
+            return {d: dict(by_t) for d, by_t in probs.items()}
+        return {d: {t: self.calibration.apply(p.unsqueeze(1), [t])[:, 0] for t, p in by_t.items()}
+                for d, by_t in probs.items()}
+
+    def sample_weights(self, domain: str, probs: Tensor, features: Tensor | None = None) -> Tensor:
+        """Weights ``[N, T]`` (rows sum to 1) for (calibrated) ``probs`` ``[N, T, C]`` of ``domain``."""
         raise NotImplementedError
+
+    def mixture(self, domain: str, probs: Tensor, features: Tensor | None = None) -> Tensor:
+        """The weighted ensemble ``Σ_t w_t · p_t`` ``[N, C]`` of raw ``probs`` ``[N, T, C]``."""
+        if self.uses_features and features is None:
+            raise SignalError(f"{type(self).__name__} weights samples by their features; pass features=")
+        cal = self.calibrated(probs.float())
+        w = self.sample_weights(domain, cal, features)
+        return (w.unsqueeze(-1) * cal).sum(1)
 
 
 @WEIGHTINGS.register("uniform")
 class UniformEnsemble(EnsembleWeighting):
     """Every teacher ``1/T``."""
 
-    def sample_weights(self, domain: str, probs: Tensor) -> Tensor:
+    def sample_weights(self, domain: str, probs: Tensor, features: Tensor | None = None) -> Tensor:
         return torch.full(probs.shape[:2], 1.0 / probs.size(1))
 
 
@@ -80,22 +122,23 @@ class ConfidenceEnsemble(EnsembleWeighting):
 
     grid: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
-    def fit(self, kg, probs, labels, source_domains, teachers, target=None):  # type: ignore[override]
-        super().fit(kg, probs, labels, source_domains, teachers, target)
+    def fit(self, kg, probs, labels, source_domains, teachers, target=None, features=None):  # type: ignore[override]
+        super().fit(kg, probs, labels, source_domains, teachers, target, features)
+        probs = self.calibrated_by_domain(probs)
         def score(tau: float) -> float:
             return sum(ensemble_nll(entropy_weights(p := stack_probs(dict(probs[d]), teachers), tau), p,
                                     labels[d].long()).item() for d in source_domains)
         self.tau = float(self.options.get("tau") or min(self.grid, key=score))
         return self
 
-    def sample_weights(self, domain: str, probs: Tensor) -> Tensor:
+    def sample_weights(self, domain: str, probs: Tensor, features: Tensor | None = None) -> Tensor:
         return entropy_weights(probs, self.tau)
 
 
 class _OneTeacher(EnsembleWeighting):
     chosen: int = 0
 
-    def sample_weights(self, domain: str, probs: Tensor) -> Tensor:
+    def sample_weights(self, domain: str, probs: Tensor, features: Tensor | None = None) -> Tensor:
         w = torch.zeros(probs.shape[:2])
         w[:, self.chosen] = 1.0
         return w
@@ -105,8 +148,9 @@ class _OneTeacher(EnsembleWeighting):
 class BestSingleTeacher(_OneTeacher):
     """The teacher with the highest mean accuracy over the source domains."""
 
-    def fit(self, kg, probs, labels, source_domains, teachers, target=None):  # type: ignore[override]
-        super().fit(kg, probs, labels, source_domains, teachers, target)
+    def fit(self, kg, probs, labels, source_domains, teachers, target=None, features=None):  # type: ignore[override]
+        super().fit(kg, probs, labels, source_domains, teachers, target, features)
+        probs = self.calibrated_by_domain(probs)
         table = measure_reliability({d: probs[d] for d in source_domains}, {d: labels[d] for d in source_domains},
                                     teachers)
         self.chosen = int(torch.nan_to_num(table.accuracy, nan=-1.0).mean(0).argmax())
@@ -119,8 +163,9 @@ class OracleTeacher(_OneTeacher):
 
     uses_target_labels = True
 
-    def fit(self, kg, probs, labels, source_domains, teachers, target=None):  # type: ignore[override]
-        super().fit(kg, probs, labels, source_domains, teachers, target)
+    def fit(self, kg, probs, labels, source_domains, teachers, target=None, features=None):  # type: ignore[override]
+        super().fit(kg, probs, labels, source_domains, teachers, target, features)
+        probs = self.calibrated_by_domain(probs)
         if target is None or target not in labels:
             raise SignalError("the oracle needs the target domain and its labels (it is an upper bound, not a method)")
         table = measure_reliability({target: probs[target]}, {target: labels[target]}, teachers)
@@ -128,28 +173,36 @@ class OracleTeacher(_OneTeacher):
         return self
 
 
-@WEIGHTINGS.register("kg")
+@WEIGHTINGS.register("kg_gnn")
 class KGEnsemble(EnsembleWeighting):
-    """KG-GNN teacher weights per domain (options: encoder, epochs, seed, gate, ...)."""
+    """KG-GNN teacher weights per domain (options: encoder, epochs, seed, gate, calibrate, ...).
+
+    Fitted the way a target sees it: calibrated teachers, and on each source domain its
+    own in-domain teacher is left out (``exclude_own_teacher``, default on).
+    """
+
+    calibrate_by_default = True
 
     default_encoder = "sage"
     default_gate = False
     #: options a subclass pins regardless of what the caller passes (e.g. the ablation's encoder).
     forced: ClassVar[dict[str, Any]] = {}
 
-    def fit(self, kg, probs, labels, source_domains, teachers, target=None):  # type: ignore[override]
-        super().fit(kg, probs, labels, source_domains, teachers, target)
-        opts = {"encoder": self.default_encoder, "gate": self.default_gate, **self.options, **self.forced}
+    def fit(self, kg, probs, labels, source_domains, teachers, target=None, features=None):  # type: ignore[override]
+        super().fit(kg, probs, labels, source_domains, teachers, target, features)
+        probs = self.calibrated_by_domain(probs)
+        opts = {"encoder": self.default_encoder, "gate": self.default_gate, "exclude_own_teacher": True,
+                **{k: v for k, v in self.options.items() if k != "calibrate"}, **self.forced}
         self.fitted: FittedSignals = fit_signals(kg, {d: probs[d] for d in source_domains},
                                                  {d: labels[d] for d in source_domains}, source_domains,
                                                  teachers=teachers, **opts)
         return self
 
-    def sample_weights(self, domain: str, probs: Tensor) -> Tensor:
+    def sample_weights(self, domain: str, probs: Tensor, features: Tensor | None = None) -> Tensor:
         return self.fitted.sample_weights(domain, probs)
 
 
-@WEIGHTINGS.register("kg_gate")
+@WEIGHTINGS.register("kg_gnn_gate")
 class KGGateEnsemble(KGEnsemble):
     """KG-GNN weights refined per sample by the fitted gate."""
 

@@ -124,6 +124,7 @@ def fit_signals(
     shrinkage_grid: Sequence[float] = SHRINKAGE_GRID,
     shrinkage_prior: float = SINGLE_SOURCE_PRIOR,
     shrinkage_metric: str = "nll",
+    exclude_own_teacher: bool = False,
 ) -> FittedSignals:
     """Fit encoder + heads on the labelled ``source_domains``; see the module docstring.
 
@@ -136,6 +137,8 @@ def fit_signals(
     leave-one-source-domain-out CV, or uses ``shrinkage_prior`` (0.5) when there is a
     single source domain; a number in [0, 1] fixes λ (0 = raw graph weights).
     ``shrinkage_metric``: what the CV scores λ by, ``"nll"`` (default) or ``"accuracy"``.
+    ``exclude_own_teacher``: on each source domain, leave out the teachers trained on it —
+    fit the way a held-out target is seen (it never has its own teacher).
     """
     if isinstance(shrinkage, str):
         if shrinkage != "cv":
@@ -182,7 +185,14 @@ def fit_signals(
     )
     model = SignalModel(config)
     gen = torch.Generator().manual_seed(seed)
-    batches = [stack_domain(d, dict(src_probs[d]), names, src_labels[d], val_fraction, gen) for d in source_domains]
+    own = {t: set(graph.teacher_facts.get(t, {}).get("trained_on", [])) for t in names} if exclude_own_teacher else {}
+
+    def visible(d: str) -> dict[str, Tensor]:
+        """Source ``d``'s teacher probabilities, without its own teachers when excluding them."""
+        kept = {t: p for t, p in src_probs[d].items() if d not in own.get(t, ())}
+        return kept or dict(src_probs[d])
+
+    batches = [stack_domain(d, visible(d), names, src_labels[d], val_fraction, gen) for d in source_domains]
     reliability = measure_reliability(src_probs, src_labels, names)
     acc = reliability.accuracy[[reliability.domains.index(d) for d in source_domains]]
     measured = ~torch.isnan(acc)
@@ -242,10 +252,11 @@ def fit_signals(
                               val_fraction=val_fraction, teachers=names, hidden=hidden, num_layers=num_layers,
                               dropout=dropout, lr=lr, weight_decay=weight_decay, aux_weight=aux_weight,
                               patience=patience, gate=gate, temperature=temperature, use_text=use_text,
-                              embedder=embedder, entropy_weight=entropy_weight, shrinkage=0.0)
+                              embedder=embedder, entropy_weight=entropy_weight, shrinkage=0.0,
+                              exclude_own_teacher=exclude_own_teacher)
             return sub.sample_weights
 
-        full = {b.name: b for b in (stack_domain(d, dict(src_probs[d]), names, src_labels[d], 0.0, gen)
+        full = {b.name: b for b in (stack_domain(d, visible(d), names, src_labels[d], 0.0, gen)
                                     for d in source_domains)}
         choice = choose_shrinkage(fit_fold, {d: b.probs for d, b in full.items()},
                                   {d: b.labels for d, b in full.items()}, {d: b.mask for d, b in full.items()},

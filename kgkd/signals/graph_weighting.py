@@ -1,0 +1,229 @@
+"""Weightings built from the graph prior and the domain posterior, registered in ``WEIGHTINGS``.
+
+* ``calibrated_uniform`` — every teacher temperature-scaled on the domains it was not
+  trained on, then averaged.
+* ``domain_posterior`` — the distribution-weighted rule (Mansour et al. 2008; Cortes et
+  al. 2021): ``w_t(x) ∝ Σ_s p(s | x)·[t trained on s]`` with ``p(s | x)`` from a domain
+  classifier on the sources' unlabelled samples. The strongest non-graph competitor.
+* ``graph_prior`` — ``w(d, t) ∝ exp(β_g·s_relations(d, dom t) + β_t·s_text(d, dom t))``
+  (:mod:`kgkd.signals.similarity`); β = 0 is exactly uniform; (β_g, β_t) from a small
+  grid by inner leave-one-source-domain-out CV on source labels.
+* ``kg_gate`` — the graph version of the distribution-weighted rule, per sample:
+  ``w_t(x) ∝ exp(β·s_G(d, dom t)) · q_t(x)^γ`` with ``q`` the posterior mapped through
+  ``trainedOn``; (β_g, β_t, γ) by the same inner CV.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from kgkd.errors import SignalError
+from kgkd.signals.baselines import WEIGHTINGS, EnsembleWeighting
+from kgkd.signals.inner_cv import CVResult, FoldContext, WeightRule, cross_validate
+from kgkd.signals.similarity import DomainSimilarity
+from kgkd.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+#: β grid of the graph prior (per view); 0 switches a view off.
+BETA_GRID: tuple[float, ...] = (0.0, 2.0, 5.0, 10.0)
+#: γ grid of the per-sample gate (how sharply the domain posterior routes).
+GAMMA_GRID: tuple[float, ...] = (0.5, 1.0, 2.0)
+#: Probability floor added to the mapped posterior, so no teacher is ruled out by one classifier.
+POSTERIOR_FLOOR = 1e-3
+
+
+class UniformRule(WeightRule):
+    """``1/T`` (optionally on calibrated teachers)."""
+
+    def __init__(self, calibrate: bool = True) -> None:
+        self.calibrate = calibrate
+
+    def weights(self, ctx: FoldContext, domain: str, probs: Tensor, features: Tensor | None) -> Tensor:
+        return torch.full(probs.shape[:2], 1.0 / probs.size(1))
+
+    def describe(self) -> dict[str, Any]:
+        return {"rule": "uniform", "calibrate": self.calibrate}
+
+
+def prior_scores(ctx: FoldContext, domain: str, beta_graph: float, beta_text: float) -> Tensor:
+    """``β_g·s_relations + β_t·s_text`` of ``domain`` to each teacher's best-matching training domain."""
+    if ctx.similarity is None:
+        raise SignalError("the graph prior needs the graph's domain similarity (kg=)")
+    scores = torch.zeros(len(ctx.teachers))
+    for j, t in enumerate(ctx.teachers):
+        own = ctx.teacher_domains.get(t, [])
+        if not own:
+            continue
+        rel = ctx.similarity.row("relations", domain, own)
+        txt = ctx.similarity.row("text", domain, own)
+        scores[j] = (beta_graph * rel + beta_text * txt).max()
+    return scores
+
+
+def mapped_posterior(ctx: FoldContext, features: Tensor) -> Tensor:
+    """``q_t(x) = Σ_s p(s | x) · M[s, t]`` with each source's mass shared among its teachers ``[N, T]``."""
+    post = ctx.predict_sources(features)  # [N, S]
+    m = torch.tensor([[float(s in ctx.teacher_domains.get(t, ())) for t in ctx.teachers] for s in ctx.sources])
+    m = m / m.sum(1, keepdim=True).clamp_min(1.0)
+    return post @ m + POSTERIOR_FLOOR
+
+
+class PriorRule(WeightRule):
+    """The graph prior at fixed (β_g, β_t): one weight row per domain."""
+
+    def __init__(self, beta_graph: float, beta_text: float) -> None:
+        self.beta_graph, self.beta_text = beta_graph, beta_text
+
+    def weights(self, ctx: FoldContext, domain: str, probs: Tensor, features: Tensor | None) -> Tensor:
+        w = torch.softmax(prior_scores(ctx, domain, self.beta_graph, self.beta_text), dim=0)
+        return w.expand(probs.size(0), -1).clone()
+
+    def describe(self) -> dict[str, Any]:
+        return {"rule": "graph_prior", "beta_graph": self.beta_graph, "beta_text": self.beta_text}
+
+
+class GateRule(WeightRule):
+    """Per-sample gate: graph prior × (mapped domain posterior)^γ; β = 0, γ = 1 is the plain DW rule."""
+
+    uses_features = True
+
+    def __init__(self, beta_graph: float, beta_text: float, gamma: float) -> None:
+        self.beta_graph, self.beta_text, self.gamma = beta_graph, beta_text, gamma
+
+    def weights(self, ctx: FoldContext, domain: str, probs: Tensor, features: Tensor | None) -> Tensor:
+        if features is None:
+            raise SignalError(f"the per-sample gate needs features of domain '{domain}' (features=)")
+        logits = self.gamma * mapped_posterior(ctx, features).log()
+        if self.beta_graph or self.beta_text:
+            logits = logits + prior_scores(ctx, domain, self.beta_graph, self.beta_text)
+        return torch.softmax(logits, dim=-1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"rule": "kg_gate", "beta_graph": self.beta_graph, "beta_text": self.beta_text, "gamma": self.gamma}
+
+
+def prior_rules() -> dict[str, WeightRule]:
+    """Graph-prior rules over the β grid, simplest (β = 0: uniform) first."""
+    return {f"prior(bg={bg:g},bt={bt:g})": PriorRule(bg, bt) for bg, bt in itertools.product(BETA_GRID, BETA_GRID)}
+
+
+def gate_rules() -> dict[str, WeightRule]:
+    """Gate rules over the (β_g, β_t, γ) grid."""
+    return {f"gate(bg={bg:g},bt={bt:g},g={g:g})": GateRule(bg, bt, g)
+            for g, bg, bt in itertools.product(GAMMA_GRID, BETA_GRID, BETA_GRID)}
+
+
+class RuleWeighting(EnsembleWeighting):
+    """A method that applies one :class:`WeightRule` with context fitted on all sources."""
+
+    calibrate_by_default = True
+    rule: WeightRule
+
+    def fit(self, kg, probs, labels, source_domains, teachers, target=None, features=None):  # type: ignore[override]
+        super().fit(kg, probs, labels, source_domains, teachers, target, features)
+        self.sources = [d for d in source_domains if d in labels]
+        if not self.sources:
+            raise SignalError(f"{type(self).__name__} needs at least one labelled source domain")
+        self.similarity = self.options.get("similarity") or similarity_of(kg, self.options)
+        self.context = FoldContext(self.sources, self.teachers, self.teacher_domains, self.calibration,
+                                   self.similarity, features, int(self.options.get("seed", 0)))
+        self.rule = self.choose_rule(kg, probs, labels, features)
+        self.rule.calibrate = self.calibration is not None
+        return self
+
+    def choose_rule(self, kg: Any, probs: Any, labels: Any, features: Any) -> WeightRule:
+        raise NotImplementedError
+
+    def sample_weights(self, domain: str, probs: Tensor, features: Tensor | None = None) -> Tensor:
+        return self.rule.weights(self.context, domain, probs, features)
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": type(self).__name__, **self.rule.describe()}
+
+
+def similarity_of(kg: Any, options: Mapping[str, Any]) -> DomainSimilarity:
+    """The graph's :class:`DomainSimilarity` (options ``use_text``, ``embedder``)."""
+    return DomainSimilarity.from_kg(kg, options.get("embedder"), bool(options.get("use_text", True)))
+
+
+@WEIGHTINGS.register("calibrated_uniform")
+class CalibratedUniform(RuleWeighting):
+    """Uniform average of temperature-scaled teachers."""
+
+    def choose_rule(self, kg, probs, labels, features):  # type: ignore[override]
+        return UniformRule(calibrate=True)
+
+    def fit(self, kg, probs, labels, source_domains, teachers, target=None, features=None):  # type: ignore[override]
+        self.options.setdefault("similarity", False)  # no graph needed
+        EnsembleWeighting.fit(self, kg, probs, labels, source_domains, teachers, target, features)
+        self.sources = [d for d in source_domains if d in labels]
+        self.context = FoldContext(self.sources, self.teachers, self.teacher_domains, self.calibration, None)
+        self.rule = UniformRule(calibrate=self.calibration is not None)
+        return self
+
+
+@WEIGHTINGS.register("domain_posterior")
+class DomainPosteriorWeighting(RuleWeighting):
+    """The distribution-weighted rule: teachers weighted by ``p(their source | x)``."""
+
+    uses_features = True
+
+    def fit(self, kg, probs, labels, source_domains, teachers, target=None, features=None):  # type: ignore[override]
+        if features is None:
+            raise SignalError("domain_posterior needs the sources' sample features (features={domain: [N, F]})")
+        EnsembleWeighting.fit(self, kg, probs, labels, source_domains, teachers, target, features)
+        self.sources = [d for d in source_domains if d in labels]
+        self.context = FoldContext(self.sources, self.teachers, self.teacher_domains, self.calibration, None,
+                                   features, int(self.options.get("seed", 0)))
+        self.rule = GateRule(0.0, 0.0, 1.0)
+        return self
+
+
+class _CVChosen(RuleWeighting):
+    """Picks its rule from a grid by inner leave-one-source-domain-out CV accuracy."""
+
+    def grid(self) -> dict[str, WeightRule]:
+        raise NotImplementedError
+
+    def choose_rule(self, kg, probs, labels, features):  # type: ignore[override]
+        rules = self.grid()
+        if len(self.sources) < 2:
+            log.info("%s: one labelled source, nothing to cross-validate; β = 0 (uniform)", type(self).__name__)
+            self.cv: CVResult | None = None
+            return next(iter(rules.values()))
+        self.cv = cross_validate(rules, kg, probs, labels, self.sources, self.teachers, self.teacher_domains,
+                                 self.similarity, features, int(self.options.get("seed", 0)))
+        best = max(rules, key=lambda n: (round(self.cv.accuracy(n), 6), -sum(self.cv.nll[n])))
+        self.chosen_name = best
+        return rules[best]
+
+
+@WEIGHTINGS.register("graph_prior")
+class GraphPriorWeighting(_CVChosen):
+    """The graph prior with (β_g, β_t) chosen by inner CV."""
+
+    def grid(self) -> dict[str, WeightRule]:
+        return prior_rules()
+
+
+@WEIGHTINGS.register("kg_gate")
+class KGGateWeighting(_CVChosen):
+    """Per-sample KG gate (graph prior × domain posterior) with (β_g, β_t, γ) by inner CV."""
+
+    uses_features = True
+
+    def grid(self) -> dict[str, WeightRule]:
+        return gate_rules()
+
+    def fit(self, kg, probs, labels, source_domains, teachers, target=None, features=None):  # type: ignore[override]
+        if features is None:
+            raise SignalError("kg_gate needs the sources' sample features (features={domain: [N, F]})")
+        return super().fit(kg, probs, labels, source_domains, teachers, target, features)
+
+

@@ -1,0 +1,113 @@
+"""The default ``kg`` weighting: the graph's best variant when the evidence says so, else uniform.
+
+Candidates — plain uniform, calibrated uniform, the graph prior over its β grid and (with
+sample features) the per-sample KG gate over its grid — are scored by inner
+leave-one-source-domain-out CV on source labels only (:mod:`kgkd.signals.inner_cv`).
+Decision rule, stated once:
+
+1. fewer than two usable inner folds (e.g. one labelled source) → ``uniform``: no evidence;
+2. take the candidate with the best pooled inner-CV accuracy (ties → the simpler one);
+3. keep it only if its gain over uniform is reliable: the 5th percentile of a paired
+   bootstrap of the gain (samples resampled within each fold, :data:`BOOTSTRAP` draws)
+   is > 0 **and** it is at least as accurate as uniform in a majority of inner folds;
+4. otherwise ``calibrated_uniform`` if it passes the same test against uniform, else ``uniform``.
+
+What was chosen and why is kept in :attr:`SafeKGWeighting.decision` and logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from kgkd.signals.baselines import WEIGHTINGS
+from kgkd.signals.graph_weighting import RuleWeighting, UniformRule, gate_rules, prior_rules
+from kgkd.signals.inner_cv import CVResult, WeightRule, cross_validate
+from kgkd.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+#: Paired-bootstrap draws for the reliability test.
+BOOTSTRAP = 1000
+#: Lower quantile of the bootstrapped gain that must be > 0.
+QUANTILE = 0.05
+
+
+def bootstrap_gain_quantile(a: list[Tensor], b: list[Tensor], q: float = QUANTILE, draws: int = BOOTSTRAP,
+                            seed: int = 0) -> float:
+    """``q``-quantile of the bootstrapped accuracy gain of ``a`` over ``b`` (paired, resampled per fold)."""
+    gen = torch.Generator().manual_seed(seed)
+    diffs = [(x.float() - y.float()) for x, y in zip(a, b)]
+    n = sum(d.numel() for d in diffs)
+    totals = torch.zeros(draws)
+    for d in diffs:
+        idx = torch.randint(0, d.numel(), (draws, d.numel()), generator=gen)
+        totals += d[idx].sum(1)
+    return float(torch.quantile(totals / n, q))
+
+
+def reliable_gain(cv: CVResult, name: str, base: str, seed: int) -> tuple[bool, dict[str, Any]]:
+    """Whether ``name`` beats ``base`` reliably in ``cv`` (rule 3), with the figures."""
+    gain = cv.accuracy(name) - cv.accuracy(base)
+    low = bootstrap_gain_quantile(cv.correct[name], cv.correct[base], seed=seed)
+    wins = sum(a >= b for a, b in zip(cv.fold_accuracy(name), cv.fold_accuracy(base)))
+    ok = gain > 0 and low > 0 and wins * 2 > len(cv.folds)
+    return ok, {"gain": round(gain, 4), "gain_q05": round(low, 4), "folds_not_worse": wins, "folds": len(cv.folds)}
+
+
+@WEIGHTINGS.register("kg")
+class SafeKGWeighting(RuleWeighting):
+    """Safe default: a CV-chosen graph variant, or (calibrated) uniform when the gain is not reliable."""
+
+    def candidates(self, with_features: bool) -> dict[str, WeightRule]:
+        rules: dict[str, WeightRule] = {"uniform": UniformRule(calibrate=False),
+                                        "calibrated_uniform": UniformRule(calibrate=True)}
+        rules.update(prior_rules())
+        if with_features:
+            rules.update(gate_rules())
+        return rules
+
+    def choose_rule(self, kg, probs, labels, features):  # type: ignore[override]
+        seed = int(self.options.get("seed", 0))
+        rules = self.candidates(features is not None and bool(self.options.get("use_gate", True)))
+        self.cv: CVResult | None = None
+        if len(self.sources) >= 2:
+            self.cv = cross_validate(rules, kg, probs, labels, self.sources, self.teachers, self.teacher_domains,
+                                     self.similarity, features, seed)
+        if self.cv is None or len(self.cv.folds) < 2:
+            self.decision = {"chosen": "uniform", "why": f"{len(self.sources)} labelled source domain(s): "
+                             "too few inner folds to measure a gain, so no guess"}
+            return self._finish(rules["uniform"])
+        order = list(rules)
+        best = max(order, key=lambda n: (round(self.cv.accuracy(n), 6), -order.index(n)))
+        cv_acc = {n: round(self.cv.accuracy(n), 4) for n in ("uniform", "calibrated_uniform", best)}
+        if best != "uniform":
+            ok, figures = reliable_gain(self.cv, best, "uniform", seed)
+            if ok:
+                self.decision = {"chosen": best, "why": "reliable inner-CV gain over uniform", **figures,
+                                 "cv_accuracy": cv_acc}
+                return self._finish(rules[best])
+            fallback_ok, fb = reliable_gain(self.cv, "calibrated_uniform", "uniform", seed)
+            if best != "calibrated_uniform" and fallback_ok:
+                self.decision = {"chosen": "calibrated_uniform", "why": f"best candidate {best} not reliable "
+                                 f"({figures}); calibration alone is", **fb, "cv_accuracy": cv_acc}
+                return self._finish(rules["calibrated_uniform"])
+            self.decision = {"chosen": "uniform", "why": f"best candidate {best} not reliably better than "
+                             f"uniform ({figures})", "cv_accuracy": cv_acc}
+            return self._finish(rules["uniform"])
+        self.decision = {"chosen": "uniform", "why": "uniform is the best candidate in inner CV",
+                         "cv_accuracy": cv_acc}
+        return self._finish(rules["uniform"])
+
+    def _finish(self, rule: WeightRule) -> WeightRule:
+        log.info("kg weighting chose %s: %s", self.decision["chosen"],
+                 {k: v for k, v in self.decision.items() if k != "chosen"})
+        if not rule.calibrate:
+            self.calibration = None
+            self.context.calibration = None
+        return rule
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": "kg", **self.rule.describe(), "decision": getattr(self, "decision", {})}
