@@ -332,6 +332,14 @@ class TeacherCache:
     def _reusable(cls, target: Path, spec: BuildSpec, verify: bool) -> TeacherCache | None:
         if not target.exists():
             return None
+        if (
+            target.is_dir() and not (target / INDEX_NAME).exists()
+        ):  # never finished: build() resumes it
+            if any(target.glob("shard-*.json")):
+                log.info(
+                    "finishing the interrupted teacher cache %s (finished shards are kept)", target
+                )
+            return None
         try:
             cache = cls.load(target, expected_fingerprint=spec.fingerprint, verify=verify)
         except CacheError as exc:
@@ -465,13 +473,21 @@ class TeacherCache:
 
     @classmethod
     def _load_folder(cls, folder: Path) -> TeacherCache:
-        teacher = folder.name.split("__")[0]
         index = folder / INDEX_NAME
+        # the teacher's name is in index.json; without it, never guess one from the folder name
+        teacher = "TEACHER"
         if not index.is_file():
-            what = "holds shards but no index.json: its build was interrupted" if any(folder.glob("shard-*")) \
-                else "is not a kgkd teacher cache (no index.json)"  # fmt: skip
+            if any(folder.glob("shard-*.json")):
+                what = "holds shards but no index.json: its build was interrupted"
+                fix = "rerun the same build command to finish it (finished shards are kept)"
+            else:
+                what, fix = (
+                    "is not a kgkd teacher cache (no index.json)",
+                    "give the folder a cache was built or exported to",
+                )
             raise CacheError(
-                f"teacher cache folder {folder} {what}; rerun the same build command to finish it, or {rebuild_hint(teacher)}"
+                f"teacher cache folder {folder} {what}; {fix}, or build it with "
+                f"`kgkd teachers cache --teacher {teacher} --domain DOMAIN --out {folder}`"
             )
         try:
             header = json.loads(index.read_text("utf-8"))
