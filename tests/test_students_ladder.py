@@ -117,3 +117,64 @@ def test_preset_errors_are_clear(texts: list[str]) -> None:
         build_preset("text-tiny", texts, dim=384, num_heads=4)
     with pytest.raises(ConfigError, match="student preset 'digit-fast'"):
         build_preset("digit-fast", widht=3)
+
+
+def test_distilled_text_tiny_beats_label_only(tmp_path, one_thread: None) -> None:  # noqa: ANN001
+    """KD from three TF-IDF teachers beats label-only training of text-tiny by ≥ 5 points.
+
+    Transfer set: 150 train reviews each of amazon, imdb and yelp; only 8 amazon reviews per
+    class keep their label. Teachers: ``tfidf_logreg`` on each domain's train split (seconds).
+    Same preset, seed and 4 epochs for both; KD = ``combined`` (α 0.5, T 2, uniform weights,
+    cached teacher outputs), label-only = ``ce``. Test: 150 test reviews per domain.
+    Measured (1 thread, seed 0): KD 0.771 vs label-only 0.616 (+0.155); with 200 reviews per
+    domain and seeds 0/1: 0.795 / 0.800 vs 0.673 / 0.658. The test asks for +0.05.
+    """
+    import numpy as np
+
+    from kgkd.data import MultiDomainDataset, TextCollator
+    from kgkd.distill.cache import CachedTeacher, TeacherCache
+    from kgkd.distill.config import EngineConfig
+    from kgkd.distill.engine import DistillationEngine
+    from kgkd.distill.losses import build_loss
+    from kgkd.distill.weighting import UniformWeighting
+    from kgkd.labels import LabelMap
+    from kgkd.models import load_teacher, train_teacher
+
+    domains = ["amazon", "imdb", "yelp"]
+    teachers = []
+    for d in domains:
+        train_teacher(d, kind="tfidf_logreg", out=tmp_path / f"teacher_{d}", show_progress=False)
+        teachers.append(load_teacher(f"teacher_{d}", tmp_path))
+    train = MultiDomainDataset(domains, "train", limit=150)
+    test = MultiDomainDataset(domains, "test", limit=150)
+    rng = np.random.default_rng(0)
+    keep = {int(i) for c in (0, 1)
+            for i in rng.choice(np.flatnonzero((train.labels == c) & (train.domains == 0)), 8, replace=False)}  # fmt: skip
+
+    class FewLabels(torch.utils.data.Dataset):
+        domain_names = train.domain_names
+
+        def __len__(self) -> int:
+            return len(train)
+
+        def __getitem__(self, i: int) -> dict:
+            item = train[i]
+            return item if i in keep else {**item, "label": -1}
+
+    caches = [CachedTeacher(TeacherCache.build(t, train, t.collator(), path=tmp_path / f"{t.name}.safetensors",
+                                               dtype="fp32", show_progress=False)) for t in teachers]  # fmt: skip
+    maps = [LabelMap.identity(("negative", "positive"), teacher=t.name) for t in teachers]
+    collate = TextCollator(load_minilm_tokenizer(), 48)
+    texts = [train[i]["text"] for i in range(len(train))]
+    scores = {}
+    for kind in ("kd", "ce"):
+        torch.manual_seed(0)
+        student = build_preset("text-tiny", texts, max_length=48)
+        cfg = EngineConfig(epochs=4, batch_size=32, lr=2e-3, temperature=2.0, alpha=0.5, seed=0, show_progress=False)
+        engine = DistillationEngine(
+            student, caches if kind == "kd" else [], build_loss("combined" if kind == "kd" else "ce"),
+            UniformWeighting(3) if kind == "kd" else None, cfg, maps if kind == "kd" else [],
+        )  # fmt: skip
+        engine.fit(FewLabels(), collate_fn=collate)
+        scores[kind] = engine.evaluate(test, collate)["student"]["overall"]["accuracy"]
+    assert scores["kd"] >= scores["ce"] + 0.05, scores

@@ -32,7 +32,9 @@ class StudentPreset:
     """One rung of the ladder: architecture, sizes, parameter budget and a one-line description.
 
     ``lr`` is the engine learning rate the rung wants (None: the recipe's): a teacher-initialised
-    student is fine-tuned, and the scratch students' 2e-3 would wash out MiniLM's weights.
+    student is fine-tuned, and the scratch students' 2e-3 would wash out MiniLM's weights; at
+    1e-4 the one-layer student's [CLS] pooler stayed at chance for 3 epochs on 384 Yelp
+    reviews (0.50), at 3e-4 it reached 0.77 test accuracy (measured, seed 0).
     """
 
     name: str
@@ -124,11 +126,11 @@ _register(StudentPreset(
 ))  # fmt: skip
 _register(StudentPreset(
     "text-small", "text", "bert", "MiniLM layer 1 of 6 + pooler, top-8k word pieces (teacher-initialised)",
-    max_params=5_700_000, options={"num_layers": 1, "max_tokens": 8000}, lr=1e-4,
+    max_params=5_700_000, options={"num_layers": 1, "max_tokens": 8000}, lr=3e-4,
 ))  # fmt: skip
 _register(StudentPreset(
     "text-base", "text", "bert", "MiniLM layers 1-3 of 6 + pooler, all in-domain word pieces (teacher-initialised)",
-    max_params=15_000_000, options={"num_layers": 3}, lr=1e-4,
+    max_params=15_000_000, options={"num_layers": 3}, lr=2e-4,
 ))  # fmt: skip
 _register(StudentPreset("digit", "image", "digit", "CNN 32/64/64 channels (~90k parameters)"))
 _register(StudentPreset(
