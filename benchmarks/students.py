@@ -129,6 +129,12 @@ def speed(ws: P.Workspace, models: list[Any]) -> dict[str, float]:
             "items_per_s_b1": round(row["items_per_s_b1"], 1), "items_per_s_b32": round(row["throughput"], 1)}  # fmt: skip
 
 
+def fold_mean(values: list[float], folds: int) -> list[float]:
+    """Per seed, the mean over folds (``values`` is fold-major: all seeds of fold 0, then fold 1, ...)."""
+    n = len(values) // folds
+    return [statistics.fmean(values[s + k * n] for k in range(folds)) for s in range(n)]
+
+
 def summary(values: list[float]) -> dict[str, Any]:
     return {"mean": round(statistics.fmean(values), 4),
             "sd": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
@@ -162,17 +168,14 @@ def run_task(task: str, scale: str, seeds: Sequence[int], weightings: Sequence[s
         ensemble.append(held_out_accuracy(report, target, "ensemble:uniform"))  # same for every student
     out: dict[str, Any] = {}
     for rung in spec["rungs"]:
-        by_fold = len(spec["folds"])
-        def fold_mean(values: list[float]) -> list[float]:  # per seed: mean over folds
-            n = len(values) // by_fold
-            return [statistics.fmean(values[s + k * n] for k in range(by_fold)) for s in range(n)]
+        folds = len(spec["folds"])
         row = rows[rung]
         out[rung] = {
             **row,
-            "student": summary(fold_mean(scores[rung][weightings[0]])),
-            "label_only": summary(fold_mean(scores[rung][C.LABEL_ONLY])),
+            "student": summary(fold_mean(scores[rung][weightings[0]], folds)),
+            "label_only": summary(fold_mean(scores[rung][C.LABEL_ONLY], folds)),
             "ensemble": {"mean": round(statistics.fmean(ensemble), 4)},
-            "kg": summary(fold_mean(scores[rung]["kg"])) if "kg" in scores[rung] else None,
+            "kg": summary(fold_mean(scores[rung]["kg"], folds)) if "kg" in scores[rung] else None,
             "ensemble_params": ens_speed["params"],
             "ensemble_size_mb": ens_speed["size_mb"],
             "ensemble_items_per_s_b1": ens_speed["items_per_s_b1"],
@@ -181,7 +184,7 @@ def run_task(task: str, scale: str, seeds: Sequence[int], weightings: Sequence[s
             "speedup_b1": round(row["items_per_s_b1"] / ens_speed["items_per_s_b1"], 2),
         }
         for extra in weightings[1:]:
-            out[rung][extra] = summary(fold_mean(scores[rung][extra]))
+            out[rung][extra] = summary(fold_mean(scores[rung][extra], folds))
     out["_timings_s"] = timings
     return out
 

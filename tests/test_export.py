@@ -69,7 +69,7 @@ def test_hf_folder_loads_with_plain_transformers(saved: dict[str, Path], tmp_pat
 
     out = tmp_path / "hf"
     report = export_student(saved["bert"], "hf", out, samples=16)
-    assert {"config.json", "model.safetensors", "tokenizer.json", "export.json"} <= set(p.name for p in out.iterdir())
+    assert {"config.json", "model.safetensors", "tokenizer.json", "export.json"} <= {p.name for p in out.iterdir()}
     assert report["check"]["in_vocabulary"] >= 1
     assert report["check"]["max_abs_diff_in_vocabulary"] <= TOL
     model = AutoModelForSequenceClassification.from_pretrained(out).eval()

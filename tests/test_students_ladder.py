@@ -119,7 +119,7 @@ def test_preset_errors_are_clear(texts: list[str]) -> None:
         build_preset("digit-fast", widht=3)
 
 
-def test_distilled_text_tiny_beats_label_only(tmp_path, one_thread: None) -> None:  # noqa: ANN001
+def test_distilled_text_tiny_beats_label_only(tmp_path, one_thread: None) -> None:
     """KD from three TF-IDF teachers beats label-only training of text-tiny by ≥ 5 points.
 
     Transfer set: 150 train reviews each of amazon, imdb and yelp; only 8 amazon reviews per

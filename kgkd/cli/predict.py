@@ -196,10 +196,10 @@ def _predict(args: argparse.Namespace) -> int:
         tokenizer, max_length = load_minilm_tokenizer(), max_length_of(student, meta)
         for note in cut_notes(inputs, tokenizer, max_length):
             print(note, file=sys.stderr)
-        make = lambda chunk: text_batch(chunk, tokenizer, max_length)  # noqa: E731
+        make = lambda chunk: text_batch(chunk, tokenizer, max_length)
     else:
         size = image_size_of(student, meta)
-        make = lambda chunk: image_batch(chunk, size)  # noqa: E731
+        make = lambda chunk: image_batch(chunk, size)
     probs = []
     with torch.no_grad():
         for start in range(0, len(inputs), args.batch_size):

@@ -35,7 +35,13 @@ def export_student(
             files the export writes are replaced; the folder's other files stay).
         ModelError / CheckpointError: the student cannot be loaded, exported or does not check out.
     """
-    from kgkd.export.inputs import image_batch, image_size_of, max_length_of, read_meta, real_samples
+    from kgkd.export.inputs import (
+        image_batch,
+        image_size_of,
+        max_length_of,
+        read_meta,
+        real_samples,
+    )
     from kgkd.models import load_student
     from kgkd.utils.io import atomic_write_json, check_output_dir, staged_output_dir
 

@@ -92,7 +92,7 @@ def export_onnx(student: nn.Module, file: Path, batch: dict[str, Tensor]) -> dic
         "file": file.name,
         "inputs": list(names),
         "opset": OPSET,
-        "checked_on": int(len(expected)) + 1,
+        "checked_on": len(expected) + 1,
         "max_abs_diff": diff,
         "tolerance": ONNX_TOLERANCE,
         "same_predictions": float((got.argmax(-1) == expected.argmax(-1)).mean()),

@@ -3,8 +3,8 @@ pruned MiniLM), ``DigitStudent`` (small CNN), and the named ladder ``STUDENT_PRE
 
 from kgkd.models.students.base import STUDENTS, Student, load_student
 from kgkd.models.students.bert import BertStudent, BertStudentConfig
-from kgkd.models.students.presets import STUDENT_PRESETS, StudentPreset, build_preset
 from kgkd.models.students.digit import DigitStudent, DigitStudentConfig
+from kgkd.models.students.presets import STUDENT_PRESETS, StudentPreset, build_preset
 from kgkd.models.students.text import (
     TextStudent,
     TextStudentConfig,
@@ -13,17 +13,17 @@ from kgkd.models.students.text import (
 )
 
 __all__ = [
+    "STUDENTS",
     "STUDENT_PRESETS",
-    "StudentPreset",
-    "build_preset",
     "BertStudent",
     "BertStudentConfig",
-    "STUDENTS",
     "DigitStudent",
     "DigitStudentConfig",
     "Student",
+    "StudentPreset",
     "TextStudent",
     "TextStudentConfig",
+    "build_preset",
     "build_vocab",
     "load_student",
     "minilm_word_embeddings",

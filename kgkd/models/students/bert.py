@@ -197,7 +197,7 @@ class BertStudent(Student):
                 source = f"encoder.layer.{layers[int(j)]}.{rest}"
             value = teacher_state.get(prefix + source)
             if value is None:
-                if key.endswith("position_ids") or key.endswith("token_type_ids"):
+                if key.endswith(("position_ids", "token_type_ids")):
                     continue
                 raise ModelError(f"teacher weights lack '{prefix + source}' (needed for student '{key}')")
             if key == "embeddings.word_embeddings.weight":

@@ -10,7 +10,6 @@ full tokenization uses kept pieces only, the pruned tokenizer yields the same pi
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
