@@ -17,6 +17,10 @@ from kgkd.utils.logging import get_logger
 log = get_logger(__name__)
 
 
+#: File in a fitted-signals folder holding the default ``kg`` weighting's choice.
+KG_CHOICE = "kg_choice.json"
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("graph", type=Path, help="knowledge graph (Turtle)")
     p.add_argument("--teachers", nargs="+", required=True, help="teacher names as in the graph (teacher_<domain>)")
@@ -72,6 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from kgkd.graph import KnowledgeGraph
+    from kgkd.signals import WEIGHTINGS
     from kgkd.signals.collect import collect_domain_probs
     from kgkd.signals.fit import fit_signals
     from kgkd.utils.io import atomic_write_json
@@ -83,6 +88,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
                          shrinkage_metric=args.shrinkage_metric)
     fitted.save(args.out)
     atomic_write_json(args.out / "weights.json", fitted.to_json())
+    safe = WEIGHTINGS.get("kg")(seed=args.seed).fit(kg, probs, labels, args.domains, args.teachers)
+    atomic_write_json(args.out / KG_CHOICE, safe.to_json())
+    print(f"default kg weighting: {safe.decision['chosen']} — {safe.decision['why']}")
     h = fitted.history
     print(f"fitted {args.encoder} signals on {', '.join(args.domains)}: val NLL {h['best_val_nll']:.4f} "
           f"(uniform {h['uniform_val_nll']:.4f}); shrinkage λ={fitted.shrinkage:.2f} "
@@ -112,8 +120,30 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(" " * width + "  " + "  ".join(f"{t:>14}" for t in fitted.teachers))
     for d, row in payload["weights"].items():
         print(f"{d:<{width}}  " + "  ".join(f"{row[t]:>14.3f}" for t in fitted.teachers))
+    _show_kg_choice(kg, args.fitted, domains, width)
     print(f"wrote {png}, {args.out / 'weights.json'}, {ttl}")
     return 0
+
+
+def _show_kg_choice(kg: object, fitted_dir: Path, domains: list[str], width: int) -> None:
+    """Print what the default ``kg`` weighting chose and why (and its weights when domain-level)."""
+    import json
+
+    from kgkd.signals.safe import domain_weights_from_choice
+
+    path = fitted_dir / KG_CHOICE
+    if not path.is_file():
+        print(f"(no {KG_CHOICE} in {fitted_dir}: refit with 'kgkd signals fit' to see the default kg weighting)")
+        return
+    choice = json.loads(path.read_text(encoding="utf-8"))
+    print(f"default kg weighting: {choice['decision']['chosen']} — {choice['decision']['why']}")
+    table = domain_weights_from_choice(kg, choice, domains)
+    if table is None:
+        print("  (a per-sample rule: weights depend on each sample)")
+        return
+    print(" " * width + "  " + "  ".join(f"{t:>14}" for t in choice["teachers"]))
+    for d, row in zip(domains, table.tolist()):
+        print(f"{d:<{width}}  " + "  ".join(f"{v:>14.3f}" for v in row))
 
 
 def cmd_lodo(args: argparse.Namespace) -> int:

@@ -111,3 +111,32 @@ class SafeKGWeighting(RuleWeighting):
 
     def describe(self) -> dict[str, Any]:
         return {"method": "kg", **self.rule.describe(), "decision": getattr(self, "decision", {})}
+
+    def to_json(self) -> dict[str, Any]:
+        """What was chosen, why, and what rebuilds it: rule, temperatures, teachers and their domains."""
+        cal = self.calibration
+        return {"rule": self.rule.describe(), "decision": self.decision, "teachers": self.teachers,
+                "teacher_domains": self.teacher_domains, "sources": self.sources,
+                "temperatures": dict(cal.temperatures) if cal is not None else None}
+
+
+def domain_weights_from_choice(kg: Any, choice: dict[str, Any], domains: list[str]) -> Tensor | None:
+    """``[D, T]`` weights of a saved ``kg`` choice on any graph's ``domains``; None for per-sample rules.
+
+    Uniform rules give ``1/T``; a graph prior is recomputed from ``kg`` — so domains added
+    to the Turtle after fitting get weights from their description and links alone.
+    """
+    from kgkd.signals.graph_weighting import PriorRule, similarity_of
+    from kgkd.signals.inner_cv import FoldContext
+
+    rule = choice["rule"]
+    teachers = list(choice["teachers"])
+    if rule["rule"] == "uniform":
+        return torch.full((len(domains), len(teachers)), 1.0 / len(teachers))
+    if rule["rule"] != "graph_prior":
+        return None
+    ctx = FoldContext(list(choice["sources"]), teachers, dict(choice["teacher_domains"]), None,
+                      similarity_of(kg, {}))
+    prior = PriorRule(float(rule["beta_graph"]), float(rule["beta_text"]))
+    dummy = torch.zeros(1, len(teachers), 1)
+    return torch.stack([prior.weights(ctx, d, dummy, None)[0] for d in domains])
