@@ -21,9 +21,10 @@ from typing import Any
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS_DIR = REPO / "benchmarks" / "results"
-#: Students saved by transfer_quality and reused by robustness (gitignored ``runs/``).
-RUNS_DIR = REPO / "runs" / "benchmarks"
+#: Where results JSON go (env ``KGKD_BENCHMARK_RESULTS`` moves them, e.g. for the smoke tests).
+RESULTS_DIR = Path(os.environ.get("KGKD_BENCHMARK_RESULTS") or REPO / "benchmarks" / "results")
+#: Students saved by transfer_quality and reused by robustness (gitignored ``runs/``; env ``KGKD_BENCHMARK_RUNS``).
+RUNS_DIR = Path(os.environ.get("KGKD_BENCHMARK_RUNS") or REPO / "runs" / "benchmarks")
 
 if str(REPO) not in sys.path:  # run as `python benchmarks/x.py` from a fresh clone
     sys.path.insert(0, str(REPO))

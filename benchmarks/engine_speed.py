@@ -458,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     quick = args.quick or args.scale in ("smoke", "quick")
     smoke = args.scale == "smoke"  # plumbing only (the test suite): tiny sets, one repeat
-    sizes = {"digits": 32, "text": 8} if smoke else {"digits": 128, "text": 32} if quick else {"digits": 384, "text": 64}
+    sizes = {"digits": 32, "text": 32} if smoke else {"digits": 128, "text": 32} if quick else {"digits": 384, "text": 64}
     repeats, epochs = (1, 2) if smoke else (3, 2) if quick else (10, 2)
     start = time.perf_counter()
     results: dict[str, Any] = {

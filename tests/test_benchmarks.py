@@ -80,3 +80,54 @@ def test_seed_summary_pairs_each_weighting_with_uniform_at_the_same_seed(bench) 
     assert "-1.0 ± 1.7" in table and "1/3" in table
     section = seeds.markdown_section({"seeds": [0, 1, 2], "summary": summary})
     assert "| kg | 78.0 | 71.0 | 73.0 | 74.0 ± 3.6 | -1.0 ± 1.7 | 1/3 |" in section
+
+
+# --------------------------------------------------------------------------- fresh clone, smoke scale
+#: Extra arguments per entry point at smoke scale (one seed; results outside the repository).
+SMOKE_ARGS: dict[str, list[str]] = {
+    "engine_speed": ["--out", "{tmp}/engine_speed.json"],
+    "seeds": ["--seeds", "0"],
+    "signals_suite": ["--seeds", "0", "--no-students"],
+    "students": ["--seeds", "0"],
+}
+#: Entry points not run here, and why.
+NOT_RUN = {"run_all": "runs every other entry point below in turn (each is run here on its own)"}
+
+
+def entry_points() -> list[str]:
+    """Every ``benchmarks/*.py`` with a ``main`` (new benchmarks are covered without editing this test)."""
+    return sorted(
+        p.stem
+        for p in BENCHMARKS.glob("*.py")
+        if not p.stem.startswith("_") and "\ndef main(" in p.read_text(encoding="utf-8") and p.stem not in NOT_RUN
+    )
+
+
+@pytest.fixture(scope="module")
+def fresh_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty teacher/cache folder, as on a fresh clone (shared by the runs below, so teachers train once)."""
+    return tmp_path_factory.mktemp("fresh_clone_cache")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", entry_points())
+def test_entry_point_runs_at_smoke_scale_from_an_empty_cache(name: str, tmp_path: Path, fresh_cache: Path) -> None:
+    """``python benchmarks/NAME.py --scale smoke`` from outside the repository, with no trained teachers."""
+    import os
+    import subprocess
+
+    cache = tmp_path / "empty_cache" if name == "engine_speed" else fresh_cache  # engine_speed: nothing at all
+    env = {**os.environ, "KGKD_CACHE_DIR": str(cache), "KGKD_BENCHMARK_RESULTS": str(tmp_path / "results"),
+           "KGKD_BENCHMARK_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    extra = [a.format(tmp=tmp_path) for a in SMOKE_ARGS.get(name, [])]
+    committed = {p: p.stat().st_mtime_ns for p in (BENCHMARKS / "results").glob("*")}
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), "--scale", "smoke", *extra],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1200, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "Traceback" not in proc.stdout
+    written = list((tmp_path / "results").glob("*.json")) + list(tmp_path.glob("*.json"))
+    assert written, f"{name} wrote no results JSON:\n{proc.stdout[-2000:]}"
+    changed = [p.name for p, t in committed.items() if p.exists() and p.stat().st_mtime_ns != t]
+    assert not changed, f"{name} overwrote committed results {changed}"

@@ -47,5 +47,6 @@ def test_two_rank_torchrun_matches_single_process(tmp_path: Path) -> None:
     # validation metrics are gathered over ranks (21 samples: uneven shards, no duplicates)
     last_ddp, last_single = report["epochs"][-1], single.history.epochs[-1]
     assert last_ddp["val/n"] == 21.0 == last_single["val/n"]
-    assert abs(last_ddp["val/accuracy"] - last_single["val/accuracy"]) < 1e-9
+    # weights agree to float order only, so one of the 21 argmaxes may flip on another CPU/BLAS
+    assert abs(last_ddp["val/accuracy"] - last_single["val/accuracy"]) <= 1 / 21 + 1e-9
     assert abs(last_ddp["train_loss"] - last_single["train_loss"]) < 1e-4
