@@ -37,8 +37,8 @@ def test_truncated_file_names_the_command_from_its_header(
     assert main(distill(cut, tmp_path / "out")) == 2
     err = capsys.readouterr().err.strip()
     assert f"--cache {cut} is truncated or corrupt ({len(data) * 2 // 3} of {len(data)} bytes)" in err
-    assert (f"recreate it at the exporting site with: kgkd teachers cache --teacher teacher_mnist --domain mnist "
-            f"--limit 64 --dtype fp32") in err  # fmt: skip
+    assert ("recreate it at the exporting site with: kgkd teachers cache --teacher teacher_mnist --domain mnist "
+            "--limit 64 --dtype fp32") in err  # fmt: skip
     assert f"--out {cut}" in err and "teacher_usps" not in err.replace(cut.name, "")
     assert not (tmp_path / "out").exists()
 
