@@ -197,6 +197,22 @@ def resume_after_kill(size: int, shard_size: int, work: Path, threads: int, refe
     }  # fmt: skip
 
 
+def measure_size(size: int, work: Path, shard_size: int, threads: int) -> tuple[dict[str, Any], dict[str, float]]:
+    """Build a cache of ``size`` items in ``work/cache_<size>`` and run one cached epoch, each in its own process."""
+    folder = work / f"cache_{size}"
+    print(f"[scale] {size:,} items: build ...", flush=True)
+    (build,) = _run_json(_worker_cmd(["--worker", "build", "--size", str(size), "--folder", str(folder),
+                                      "--shard-size", str(shard_size)], threads))  # fmt: skip
+    print(f"[scale] {size:,} items: build {build['items_per_s']:.0f} items/s; distill epoch ...", flush=True)
+    (dist,) = _run_json(_worker_cmd(["--worker", "distill", "--size", str(size), "--folder", str(folder)], threads))
+    entry = {
+        "build": {k: round(build[k], 1) for k in ("items_per_s", "peak_rss_mb")},
+        "distill": {k: round(dist[k], 1) for k in ("items_per_s", "peak_rss_mb")},
+        "disk_mb": round(_disk_mb(folder), 2),
+    }
+    return entry, {"build": round(build["seconds"], 1), "distill": round(dist["seconds"], 1)}
+
+
 def drive(scale: str, threads: int) -> dict[str, Any]:
     import _common as C
 
@@ -215,18 +231,9 @@ def drive(scale: str, threads: int) -> dict[str, Any]:
     try:
         for size in sizes:
             folder = work / f"cache_{size}"
-            print(f"[scale] {size:,} items: build ...", flush=True)
-            (build,) = _run_json(_worker_cmd(["--worker", "build", "--size", str(size), "--folder", str(folder),
-                                              "--shard-size", str(shard_size)], threads))  # fmt: skip
-            print(f"[scale] {size:,} items: build {build['items_per_s']:.0f} items/s; distill epoch ...", flush=True)
-            (dist,) = _run_json(_worker_cmd(["--worker", "distill", "--size", str(size), "--folder", str(folder)], threads))
-            payload["sizes"][str(size)] = {
-                "build": {k: round(build[k], 1) for k in ("items_per_s", "peak_rss_mb")},
-                "distill": {k: round(dist[k], 1) for k in ("items_per_s", "peak_rss_mb")},
-                "disk_mb": round(_disk_mb(folder), 2),
-            }
-            payload["details"]["seconds"][str(size)] = {"build": round(build["seconds"], 1),
-                                                        "distill": round(dist["seconds"], 1)}  # fmt: skip
+            entry, seconds = measure_size(size, work, shard_size, threads)
+            payload["sizes"][str(size)] = entry
+            payload["details"]["seconds"][str(size)] = seconds
             print(f"[scale] {size:,} items: {payload['sizes'][str(size)]}", flush=True)
             if size == resume_size:
                 print(f"[scale] resume after kill at ~50 % of {size:,} ...", flush=True)
@@ -260,8 +267,25 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = C.benchmark_parser(__doc__, tasks=(), seed_help=None)
     parser.add_argument("--out", default="scale", help="results name (benchmarks/results/<out>.json)")
+    parser.add_argument("--add-size", type=int, default=None, metavar="N",
+                        help="measure only a transfer set of N items (build + distill + disk) and add it to an "
+                             "existing results file (e.g. 1000000 after a --scale quick run)")  # fmt: skip
     args = C.parse_and_setup(parser, argv)
     started = time.perf_counter()
+    if args.add_size is not None:
+        path = C.RESULTS_DIR / f"{args.out}.json"
+        payload = json.loads(path.read_text())
+        work = Path(tempfile.mkdtemp(prefix="kgkd_scale_"))
+        try:
+            entry, seconds = measure_size(args.add_size, work, PLANS[payload["scale"]][3], args.threads)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        payload["sizes"][str(args.add_size)] = entry
+        payload["details"]["seconds"][str(args.add_size)] = seconds
+        payload["details"].setdefault("added", []).append({"size": args.add_size, "command": C.command_line()})
+        C.write_result(args.out, payload)
+        print(f"added {args.add_size:,} items to {C.shown(path)}: {entry}", flush=True)
+        return 0
     payload = drive(args.scale, args.threads)
     C.finish(payload, started, args.out)
     return 0
