@@ -40,7 +40,8 @@ RANK_SCRIPT = textwrap.dedent(
     t.module.forward = maybe_die
     cache = TeacherCache.build(t, ToyData(48), collate, batch_size=4, features=["hidden"], shard_size=4,
                                path={path!r}, dist_ctx=ctx, show_progress=False)
-    print("REPORT", ctx.rank, json.dumps(cache.report.__dict__), flush=True)
+    with open(os.path.join({out!r}, f"report{{ctx.rank}}.json"), "w") as fh:  # ranks share stdout: files don't mix
+        json.dump(cache.report.__dict__, fh)
     cleanup(ctx)
     """
 )
@@ -61,19 +62,14 @@ def torchrun(script: Path, env_extra: dict[str, str]) -> subprocess.CompletedPro
     return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=240, env=env)
 
 
-def reports(out: str) -> dict[int, dict]:
-    found = {}
-    for line in out.splitlines():
-        if line.startswith("REPORT "):
-            _, rank, payload = line.split(" ", 2)
-            found[int(rank)] = json.loads(payload)
-    return found
+def reports(folder: Path) -> dict[int, dict]:
+    return {r: json.loads((folder / f"report{r}.json").read_text()) for r in (0, 1)}
 
 
 def test_two_rank_build_killed_then_completed_equals_one_rank(tmp_path: Path) -> None:
     path = tmp_path / "toy_teacher__toy48"
     script = tmp_path / "rank.py"
-    script.write_text(RANK_SCRIPT.format(tests=str(TESTS), path=str(path)))
+    script.write_text(RANK_SCRIPT.format(tests=str(TESTS), path=str(path), out=str(tmp_path)))
     killed = torchrun(script, {"KILL_RANK1_AT": "3"})  # rank 1 dies in its 3rd shard (one batch per shard)
     assert killed.returncode != 0, killed.stdout + killed.stderr
     assert not (path / "index.json").exists()
@@ -83,7 +79,7 @@ def test_two_rank_build_killed_then_completed_equals_one_rank(tmp_path: Path) ->
 
     rerun = torchrun(script, {})
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    got = reports(rerun.stdout)
+    got = reports(tmp_path)
     built = set(got[0]["built"]) | set(got[1]["built"])
     # every shard is built by exactly one rank (rank r owns shards r, r+2, ...); finished ones are kept
     assert all(int(n[6:11]) % 2 == r for r in (0, 1) for n in got[r]["built"] + got[r]["kept"])
