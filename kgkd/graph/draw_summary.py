@@ -19,6 +19,7 @@ from rdflib import Graph, Literal, URIRef
 
 from kgkd.graph import vocab as V
 from kgkd.graph.draw import CANVAS, EDGE_COLOURS, NODE_COLOURS, PLOT_WIDTH
+from kgkd.graph.gc_pause import paused_gc
 from kgkd.graph.knowledge_graph import KnowledgeGraph
 from kgkd.graph.nx_view import iter_links, typed_iris
 from kgkd.graph.triple_index import TripleIndex
@@ -174,7 +175,8 @@ def summary_figure(kg: KnowledgeGraph, title: str, nodes: int, budget: int) -> A
     from matplotlib.lines import Line2D
     from matplotlib.patches import FancyArrowPatch, Patch
 
-    d = digest(kg.graph)
+    with paused_gc():
+        d = digest(kg.graph)
     note = left_out_note(d, nodes, budget)
     log.info("%s: %s", title, note)
     width = 10.0

@@ -16,16 +16,14 @@ language tags (pyoxigraph lower-cases them). Any pyoxigraph error (or pyoxigraph
 
 from __future__ import annotations
 
-import gc
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import XSD
 from rdflib.plugins.stores.memory import SimpleMemory
 
+from kgkd.graph.gc_pause import paused_gc
 from kgkd.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -71,19 +69,6 @@ class CountedSimpleMemory(SimpleMemory):
         return self._count
 
 
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector: building 10^5 small objects otherwise triggers it
-    hundreds of times for nothing (nothing built here forms reference cycles)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _converter() -> Any:
     """A function pyoxigraph term → rdflib term that builds each distinct term once."""
     import pyoxigraph as ox
@@ -121,7 +106,7 @@ def fast_parse(text: str, format: str) -> Graph | None:
     except ImportError:  # pragma: no cover - a declared dependency; rdflib still works without it
         log.debug("pyoxigraph is not installed; parsing with rdflib")
         return None
-    with _no_gc():
+    with paused_gc():
         try:
             parser = ox.parse(text.encode("utf-8"), format=getattr(ox.RdfFormat, name))
             quads = list(parser)

@@ -19,6 +19,7 @@ from rdflib.namespace import RDF, RDFS, XSD
 
 from kgkd.errors import GraphValidationError
 from kgkd.graph import vocab as V
+from kgkd.graph.gc_pause import paused_gc
 from kgkd.graph.reader import literal_number, node_type_of, typed_nodes, weighted_links
 from kgkd.graph.triple_index import TripleIndex
 
@@ -78,14 +79,16 @@ def iter_links(
 def summary_counts(graph: Graph, index: TripleIndex | None = None) -> dict[str, int]:
     """Nodes per type (``domains``, ``teachers`` ...), ``relations`` and ``triples``: the counts of
     :func:`to_networkx`'s view, computed from the triples (or ``index``) without building it."""
-    typed = typed_iris(graph, index)
-    names: dict[str, str] = {}
-    name_of = {iri: V.local_name(iri) for iri in typed}
-    for iri, kind in sorted(typed.items(), key=lambda kv: str(kv[0])):
-        names[name_of[iri]] = kind  # like add_node: a later IRI with the same name wins
-    edges = {
-        (name_of[s], name_of[t], relation) for s, t, relation, _ in iter_links(graph, typed, index)
-    }
+    with paused_gc():
+        typed = typed_iris(graph, index)
+        names: dict[str, str] = {}
+        name_of = {iri: V.local_name(iri) for iri in typed}
+        for iri, kind in sorted(typed.items(), key=lambda kv: str(kv[0])):
+            names[name_of[iri]] = kind  # like add_node: a later IRI with the same name wins
+        edges = {
+            (name_of[s], name_of[t], relation)
+            for s, t, relation, _ in iter_links(graph, typed, index)
+        }
     counts = {f"{kind}s": 0 for kind in V.NODE_TYPES.values()}
     for kind in names.values():
         counts[f"{kind}s"] += 1

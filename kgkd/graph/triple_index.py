@@ -14,6 +14,8 @@ from typing import Any
 from rdflib import Graph, URIRef
 from rdflib.namespace import RDF
 
+from kgkd.graph.gc_pause import paused_gc
+
 
 class TripleIndex:
     """``predicate -> subject -> [objects]`` of a graph, plus its typed nodes."""
@@ -22,9 +24,10 @@ class TripleIndex:
         self.graph = graph
         tables: dict[Any, dict[Any, list[Any]]] = defaultdict(lambda: defaultdict(list))
         size = 0
-        for s, p, o in graph:
-            tables[p][s].append(o)
-            size += 1
+        with paused_gc():
+            for s, p, o in graph:
+                tables[p][s].append(o)
+                size += 1
         #: number of triples (``len(graph)`` walks every triple on some rdflib stores)
         self.size = size
         self.tables: dict[Any, dict[Any, list[Any]]] = {p: dict(t) for p, t in tables.items()}

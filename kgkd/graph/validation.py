@@ -25,6 +25,7 @@ from rdflib.namespace import RDF, RDFS, SH
 
 from kgkd.errors import GraphValidationError
 from kgkd.graph import vocab as V
+from kgkd.graph.gc_pause import paused_gc
 from kgkd.graph.reader import label_index, literal_number
 from kgkd.graph.shapes_engine import CompiledShapes, Result, UnsupportedShapes, compile_shapes
 from kgkd.graph.triple_index import TripleIndex
@@ -344,16 +345,17 @@ def validate_graph(
     ``"auto"`` (fast from :data:`FAST_ENGINE_MIN_TRIPLES` triples on). ``index``: a
     :class:`TripleIndex` of ``graph`` as it is now, when the caller has one to share.
     """
-    problems = check_not_empty(graph)
-    if not problems and index is None:
-        index = TripleIndex(graph)
-    if not problems and index is not None:
-        for rule in STRUCTURAL_RULES:
-            problems.extend(rule(index))
-    warnings: list[str] = []
-    if index is not None and not problems:
-        problems, warnings = shacl_problems(graph, engine, index)
-        warnings = duplicate_label_warnings(index) + warnings
+    with paused_gc():  # millions of short-lived objects on large graphs, no cycles among them
+        problems = check_not_empty(graph)
+        if not problems and index is None:
+            index = TripleIndex(graph)
+        if not problems and index is not None:
+            for rule in STRUCTURAL_RULES:
+                problems.extend(rule(index))
+        warnings: list[str] = []
+        if index is not None and not problems:
+            problems, warnings = shacl_problems(graph, engine, index)
+            warnings = duplicate_label_warnings(index) + warnings
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise GraphValidationError(
