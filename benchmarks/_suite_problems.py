@@ -129,7 +129,7 @@ def text11(scale: str, seed: int) -> Problem:
     return Problem(
         "text11", kg, domains, list(domains), list(models), teacher_domains, SENTIMENT_LABELS, probs, labels,
         feats, train, dict(data["test"]), make_student, TextCollator(load_minilm_tokenizer(), 128),
-        {"epochs": 1 if scale == "smoke" else 3, "batch_size": 32, "lr": 2e-3, "temperature": 2.0, "alpha": 1.0},
+        {"epochs": 1 if scale == "smoke" else 2, "batch_size": 32, "lr": 2e-3, "temperature": 2.0, "alpha": 1.0},
         [(f"per domain: train {limits['train']} (teachers use a seeded 80 %), val {limits['val']}, "
          f"test {limits['test']}; data subsets fixed (seed 0), the seed varies teachers, classifiers and students"),
          ("MiniLM family = frozen MiniLM-L6 (max_length 128) + logistic head per domain (one shared encoder pass); "

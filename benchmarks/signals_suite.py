@@ -78,11 +78,11 @@ def headroom(p: Tensor, y: Tensor, seed: int) -> dict[str, float]:
     }
 
 
-def method_options(name: str, seed: int, sim: DomainSimilarity, n_sources: int) -> dict[str, Any]:
+def method_options(name: str, seed: int, sim: DomainSimilarity, memo: dict[Any, Any]) -> dict[str, Any]:
     if name == "kg_gnn":
         return {"seed": seed, "epochs": 100, "shrinkage": 0.0}  # raw GNN weights: its own row, not a fallback
     if name in ("graph_prior", "kg_gate", "kg"):
-        return {"seed": seed, "similarity": sim}
+        return {"seed": seed, "similarity": sim, "cv_memo": memo}  # one inner CV shared by the three
     return {"seed": seed} if name in ("domain_posterior", "calibrated_uniform") else {}
 
 
@@ -97,9 +97,10 @@ def run_fold(pb: Problem, target: str, seed: int, sim: DomainSimilarity, methods
     p_train = stacked(pb.probs["train"][target], teachers)
     out: dict[str, Any] = {"target": target, "teachers": teachers, "headroom": headroom(p_test, y, seed),
                            "methods": {}, "train_mixtures": {}}
+    memo: dict[Any, Any] = {}
     for name in methods:
         start = time.perf_counter()
-        method = WEIGHTINGS.get(name)(**method_options(name, seed, sim, len(sources)))
+        method = WEIGHTINGS.get(name)(**method_options(name, seed, sim, memo))
         with_feats = name in FEATURE_METHODS
         method.fit(pb.kg, probs, labels, sources, teachers, features=feats if with_feats else None)
         f_test = pb.features["test"][target] if with_feats else None

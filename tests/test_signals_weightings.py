@@ -208,3 +208,17 @@ def test_bootstrap_gain_quantile_is_positive_only_for_a_real_gain() -> None:
 def test_similarity_names_an_unknown_domain(sim: DomainSimilarity) -> None:
     with pytest.raises(SignalError, match="'hotel_reviews' is not a kgkd:Domain node"):
         sim.row("relations", "hotel_reviews", DOMAINS)
+
+
+def test_a_saved_kg_choice_gives_domain_weights_on_any_graph(kg: KnowledgeGraph) -> None:
+    from kgkd.signals.safe import domain_weights_from_choice
+
+    choice = {"rule": {"rule": "graph_prior", "beta_graph": 10.0, "beta_text": 0.0},
+              "teachers": TEACHERS[:2] + TEACHERS[3:], "teacher_domains": TEACHER_DOMAINS,
+              "sources": DOMAINS[:2] + DOMAINS[3:]}
+    table = domain_weights_from_choice(kg, choice, ["rmnist_30", "rmnist_75"])
+    assert table.shape == (2, 5) and torch.allclose(table.sum(1), torch.ones(2), atol=1e-5)
+    assert int(table[1].argmax()) == 4  # 75° trusts its own teacher most
+    uniform = domain_weights_from_choice(kg, {**choice, "rule": {"rule": "uniform"}}, ["rmnist_30"])
+    assert torch.allclose(uniform, torch.full((1, 5), 0.2))
+    assert domain_weights_from_choice(kg, {**choice, "rule": {"rule": "kg_gate"}}, ["rmnist_30"]) is None

@@ -198,7 +198,8 @@ class _CVChosen(RuleWeighting):
             self.cv: CVResult | None = None
             return next(iter(rules.values()))
         self.cv = cross_validate(rules, kg, probs, labels, self.sources, self.teachers, self.teacher_domains,
-                                 self.similarity, features, int(self.options.get("seed", 0)))
+                                 self.similarity, features, int(self.options.get("seed", 0)),
+                                 memo=self.options.get("cv_memo"))
         best = max(rules, key=lambda n: (round(self.cv.accuracy(n), 6), -sum(self.cv.nll[n])))
         self.chosen_name = best
         return rules[best]

@@ -130,25 +130,38 @@ def cross_validate(
     features: Mapping[str, Tensor] | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    memo: dict[Any, Any] | None = None,
 ) -> CVResult:
-    """Score every rule on every inner fold (see module docstring)."""
+    """Score every rule on every inner fold (see module docstring).
+
+    ``memo``: a dict shared by calls over the same data (same sources, teachers, probabilities
+    and seed) — fold contexts and rule scores are then computed once, e.g. when ``graph_prior``,
+    ``kg_gate`` and ``kg`` are fitted for the same held-out domain.
+    """
     folds = inner_folds(sources, teachers, teacher_domains)
     result = CVResult([f[0] for f in folds], {n: [] for n in rules}, {n: [] for n in rules})
+    memo = memo if memo is not None else {}
     for target, rest, kept in folds:
         if progress is not None:
             progress(target)
-        contexts: dict[bool, FoldContext] = {}
+        fold_key = (target, tuple(rest), tuple(kept), features is not None)
         y = labels[target].long()
         raw = stacked(probs[target], kept)
         feats = features.get(target) if features is not None else None
         for name, rule in rules.items():
-            if rule.calibrate not in contexts:
-                contexts[rule.calibrate] = make_context(kg, probs, labels, rest, kept, teacher_domains, similarity,
-                                                        features, rule.calibrate, seed)
-            ctx = contexts[rule.calibrate]
-            p = ctx.calibration.apply(raw, kept) if ctx.calibration is not None else raw
-            w = rule.weights(ctx, target, p, feats)
-            mix = (w.unsqueeze(-1) * p).sum(1)
-            result.correct[name].append(mix.argmax(-1) == y)
-            result.nll[name].append(float(-mix.gather(1, y.view(-1, 1)).clamp_min(1e-12).log().mean()))
+            key = (fold_key, name)
+            if key not in memo:
+                ctx_key = (fold_key, "context", rule.calibrate)
+                if ctx_key not in memo:
+                    memo[ctx_key] = make_context(kg, probs, labels, rest, kept, teacher_domains, similarity,
+                                                 features, rule.calibrate, seed)
+                ctx = memo[ctx_key]
+                p = ctx.calibration.apply(raw, kept) if ctx.calibration is not None else raw
+                w = rule.weights(ctx, target, p, feats)
+                mix = (w.unsqueeze(-1) * p).sum(1)
+                memo[key] = (mix.argmax(-1) == y,
+                             float(-mix.gather(1, y.view(-1, 1)).clamp_min(1e-12).log().mean()))
+            correct, nll = memo[key]
+            result.correct[name].append(correct)
+            result.nll[name].append(nll)
     return result

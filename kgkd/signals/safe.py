@@ -75,7 +75,7 @@ class SafeKGWeighting(RuleWeighting):
         self.cv: CVResult | None = None
         if len(self.sources) >= 2:
             self.cv = cross_validate(rules, kg, probs, labels, self.sources, self.teachers, self.teacher_domains,
-                                     self.similarity, features, seed)
+                                     self.similarity, features, seed, memo=self.options.get("cv_memo"))
         if self.cv is None or len(self.cv.folds) < 2:
             self.decision = {"chosen": "uniform", "why": f"{len(self.sources)} labelled source domain(s): "
                              "too few inner folds to measure a gain, so no guess"}

@@ -32,8 +32,13 @@ RELATION_WEIGHT = 0.5
 RESTART = 0.25
 
 
+#: Similarity of a domain to itself after row normalisation: above its nearest neighbour (1), so a
+#: domain's own teacher, where it has one, is trusted most.
+SELF_SIMILARITY = 1.5
+
+
 def _row_minmax(m: Tensor) -> Tensor:
-    """Scale each row to [0, 1] over its off-diagonal entries; the diagonal becomes 1."""
+    """Scale each row to [0, 1] over its off-diagonal entries; the diagonal becomes :data:`SELF_SIMILARITY`."""
     out = torch.zeros_like(m)
     n = m.size(0)
     for i in range(n):
@@ -42,8 +47,9 @@ def _row_minmax(m: Tensor) -> Tensor:
             continue
         lo, hi = others.min(), others.max()
         out[i] = (m[i] - lo) / (hi - lo) if float(hi - lo) > 1e-9 else torch.zeros_like(m[i])
-    out.fill_diagonal_(1.0)
-    return out.clamp(0.0, 1.0)
+    out = out.clamp(0.0, 1.0)
+    out.fill_diagonal_(SELF_SIMILARITY)
+    return out
 
 
 def personalised_pagerank(adjacency: Tensor, restart: float = RESTART) -> Tensor:
