@@ -120,7 +120,7 @@ def test_entry_point_runs_at_smoke_scale_from_an_empty_cache(name: str, tmp_path
     env = {**os.environ, "KGKD_CACHE_DIR": str(cache), "KGKD_BENCHMARK_RESULTS": str(tmp_path / "results"),
            "KGKD_BENCHMARK_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}  # fmt: skip
     extra = [a.format(tmp=tmp_path) for a in SMOKE_ARGS.get(name, [])]
-    committed = {p: p.stat().st_mtime_ns for p in (BENCHMARKS / "results").glob("*")}
+    committed = {p: p.stat().st_mtime_ns for p in (BENCHMARKS / "results").glob(f"{name}*")}  # its own results
     proc = subprocess.run(
         [sys.executable, str(BENCHMARKS / f"{name}.py"), "--scale", "smoke", *extra],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1200, check=False,
