@@ -138,6 +138,10 @@ def text11(scale: str, seed: int) -> Problem:
 
 
 # --- digits through the recipe pipeline ---------------------------------------------------
+def resize(image: Tensor, size: int = 28) -> Tensor:
+    """One ``[1, H, W]`` image as ``[1, 1, size, size]`` (UCI's 8×8 digits next to MNIST's 28×28)."""
+    img = image.unsqueeze(0).float()
+    return img if img.shape[-1] == size else torch.nn.functional.interpolate(img, size=size, mode="bilinear")
 def _from_workspace(name: str, ws: Any, targets: Sequence[str], engine: dict[str, Any]) -> Problem:
     teachers = [t.name for t in ws.teachers]
     probs: dict[str, ByDomain] = {}
@@ -148,8 +152,7 @@ def _from_workspace(name: str, ws: Any, targets: Sequence[str], engine: dict[str
         mapped = P.mapped_probs(ws.caches[s], ws.label_maps, len(view))
         probs[s], labels[s] = P.split_by_domain(view, mapped, ws.domains, teachers)
         dom = np.asarray(view.domains)
-        images = torch.stack([view[i]["image"] for i in range(len(view))])
-        pooled = image_features(images)
+        pooled = torch.cat([image_features(resize(view[i]["image"])) for i in range(len(view))])
         feats[s] = {d: pooled[torch.as_tensor(dom == k)] for k, d in enumerate(ws.domains)}
     t_domains = {t.name: list(t.trained_on) for t in ws.kg.teachers() if t.name in teachers}
     student_labels = ws.student_labels

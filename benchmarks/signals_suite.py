@@ -78,15 +78,16 @@ def headroom(p: Tensor, y: Tensor, seed: int) -> dict[str, float]:
     }
 
 
-def method_options(name: str, seed: int, sim: DomainSimilarity, memo: dict[Any, Any]) -> dict[str, Any]:
+def method_options(name: str, seed: int, sim: DomainSimilarity, memo: dict[Any, Any], smoke: bool) -> dict[str, Any]:
     if name == "kg_gnn":
-        return {"seed": seed, "epochs": 100, "shrinkage": 0.0}  # raw GNN weights: its own row, not a fallback
+        return {"seed": seed, "epochs": 10 if smoke else 100, "shrinkage": 0.0}  # raw GNN weights: its own row, not a fallback
     if name in ("graph_prior", "kg_gate", "kg"):
         return {"seed": seed, "similarity": sim, "cv_memo": memo}  # one inner CV shared by the three
     return {"seed": seed} if name in ("domain_posterior", "calibrated_uniform") else {}
 
 
-def run_fold(pb: Problem, target: str, seed: int, sim: DomainSimilarity, methods: Sequence[str]) -> dict[str, Any]:
+def run_fold(pb: Problem, target: str, seed: int, sim: DomainSimilarity, methods: Sequence[str],
+             smoke: bool = False) -> dict[str, Any]:
     """Fit every method without ``target``'s labels or teachers; score on its test split."""
     sources = [d for d in pb.domains if d != target]
     teachers = [t for t in pb.teachers if target not in pb.teacher_domains.get(t, [])]
@@ -100,7 +101,7 @@ def run_fold(pb: Problem, target: str, seed: int, sim: DomainSimilarity, methods
     memo: dict[Any, Any] = {}
     for name in methods:
         start = time.perf_counter()
-        method = WEIGHTINGS.get(name)(**method_options(name, seed, sim, memo))
+        method = WEIGHTINGS.get(name)(**method_options(name, seed, sim, memo, smoke))
         with_feats = name in FEATURE_METHODS
         method.fit(pb.kg, probs, labels, sources, teachers, features=feats if with_feats else None)
         f_test = pb.features["test"][target] if with_feats else None
@@ -158,31 +159,45 @@ def run_benchmark(name: str, scale: str, seeds: Sequence[int], students: bool) -
         pb = BENCHMARKS[name](scale, seed)
         sim = DomainSimilarity.from_kg(pb.kg)
         folds = []
-        for target in pb.targets:
-            folds.append(run_fold(pb, target, seed, sim, METHODS))
+        for target in pb.targets[:2] if scale == "smoke" else pb.targets:  # smoke: plumbing, two folds
+            folds.append(run_fold(pb, target, seed, sim, METHODS, scale == "smoke"))
             C.log.info("%s seed %d fold %s: %s", name, seed, target,
                        {m: round(100 * v["accuracy"], 1) for m, v in folds[-1]["methods"].items()})
         record: dict[str, Any] = {"seed": seed, "seconds_prepare_and_folds": round(time.perf_counter() - t0, 1),
                                   "folds": [{k: v for k, v in f.items() if k != "train_mixtures"} for f in folds]}
         if students:
+            folds_by_target = {f["target"]: f for f in folds}
+            uniform_train = {d: stacked(pb.probs["train"][d], pb.teachers).mean(1) for d in pb.domains}
             record["students"] = {}
             for m in STUDENT_METHODS:
                 t1 = time.perf_counter()
-                table = torch.cat([f["train_mixtures"][m] for f in folds])
+                table = torch.cat([folds_by_target[d]["train_mixtures"][m] if d in folds_by_target
+                                   else uniform_train[d] for d in pb.domains])
                 acc = distil_student(pb, table, seed)
                 record["students"][m] = {"per_domain": acc, "seconds": round(time.perf_counter() - t1, 1)}
                 C.log.info("%s seed %d student %s: %.1f", name, seed, m, 100 * statistics.fmean(acc.values()))
         per_seed.append(record)
         notes = pb.notes
-    macro = lambda rec, get: statistics.fmean(get(f) for f in rec["folds"])
+    return summarise_benchmark(per_seed, notes)
+
+
+def summarise_benchmark(per_seed: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+    """Held-out macro means per seed, then mean ± sd over seeds, for the headroom and every method."""
+    per_seed = sorted(per_seed, key=lambda r: r["seed"])
+
+    def macro(rec: dict[str, Any], get: Any) -> float:
+        return statistics.fmean(get(f) for f in rec["folds"])
+
     result: dict[str, Any] = {
         "headroom": {k: summarise([macro(r, lambda f, k=k: f["headroom"][k]) for r in per_seed])
                      for k in ("uniform", "best_single", "best_fixed_in_hindsight", "per_sample_oracle")},
         "methods": {},
         "folds": [f["target"] for f in per_seed[0]["folds"]],
+        "seeds": [r["seed"] for r in per_seed],
         "notes": notes,
         "per_seed": per_seed,
     }
+    students = all("students" in r for r in per_seed)
     for m in METHODS:
         entry = {"ensemble": summarise([macro(r, lambda f, m=m: f["methods"][m]["accuracy"]) for r in per_seed])}
         if students and m in STUDENT_METHODS:
@@ -208,6 +223,42 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def write_markdown(payload: dict[str, Any], name: str) -> None:
+    """``benchmarks/results/<name>.md``: the table, the run's seeds, commands and wall-clock."""
+    timings = payload.get("timings", {})
+    commands = payload.get("commands", [payload.get("command", "")])
+    text = (f"# signals suite ({payload['scale']}, seeds {payload['seeds']})\n\n"
+            "Held-out macro accuracy %, mean ± sd over seeds; ensembles and students (one per method and seed).\n\n"
+            f"{markdown(payload)}\n\nwall-clock per benchmark (s): {timings}\n\ncommands: "
+            + "; ".join(f"`{c}`" for c in commands) + "\n")
+    from kgkd.utils.io import atomic_write_text
+
+    atomic_write_text(C.RESULTS_DIR / f"{name}.md", text)
+
+
+def merge(names: Sequence[str], out: str) -> dict[str, Any]:
+    """One results file from several (e.g. benchmarks run as parallel processes)."""
+    import json
+
+    parts = [json.loads((C.RESULTS_DIR / f"{n}.json").read_text(encoding="utf-8")) for n in names]
+    payload = {**parts[0], "benchmarks": {}, "timings": {}, "commands": [p["command"] for p in parts],
+               "merged_from": list(names)}
+    per_seed: dict[str, list[dict[str, Any]]] = {}
+    notes: dict[str, list[str]] = {}
+    for part in parts:  # the same benchmark may come in several files (seeds run in parallel)
+        for name, bench in part["benchmarks"].items():
+            per_seed.setdefault(name, []).extend(bench["per_seed"])
+            notes[name] = bench.get("notes", [])
+        for name, secs in part.get("timings", {}).items():
+            payload["timings"][name] = round(payload["timings"].get(name, 0.0) + secs, 1)
+    payload["benchmarks"] = {n: summarise_benchmark(runs, notes[n]) for n, runs in per_seed.items()}
+    payload["seeds"] = sorted({r["seed"] for runs in per_seed.values() for r in runs})
+    C.write_result(out, payload)
+    write_markdown(payload, out)
+    print(markdown(payload))
+    return payload
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", choices=("smoke", "full"), default="full")
@@ -216,7 +267,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-students", action="store_true", help="ensembles only (much faster)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="signals_suite", help="results name under benchmarks/results/")
+    parser.add_argument("--merge", nargs="+", metavar="NAME", default=None,
+                        help="combine finished results files (benchmarks run in parallel) into --out; runs nothing")
     args = C.parse_and_setup(parser, argv)
+    if args.merge:
+        return merge(args.merge, args.out)
     started = time.perf_counter()
     payload = C.new_payload("signals_suite", args.scale, args.seeds[0])
     payload["seeds"] = list(args.seeds)
@@ -230,9 +285,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         C.write_result(args.out, payload)  # partial results survive an interrupted run
         print(markdown(payload), flush=True)
     payload["timings"] = timings
-    table = markdown(payload)
-    (C.RESULTS_DIR / f"{args.out}.md").write_text(
-        f"# signals suite ({args.scale}, seeds {args.seeds})\n\n{table}\n\nwall-clock per benchmark (s): {timings}\n")
+    write_markdown(payload, args.out)
     return C.finish(payload, started, args.out)
 
 

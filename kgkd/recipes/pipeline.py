@@ -200,6 +200,7 @@ class Workspace:
     val_labels: dict[str, Tensor] = field(default_factory=dict)
     methods: dict[str, Any] = field(default_factory=dict)  # fitted comparison weightings
     weight_table: Tensor | None = None  # [D, T] for ``domains``
+    kg_choice: dict[str, Any] | None = None  # what the safe ``kg`` weighting chose and why
     student: Any = None
     history: Any = None
     metrics: dict[str, Any] = field(default_factory=dict)  # what metrics.json holds, once written
@@ -493,6 +494,14 @@ def distil(ws: Workspace) -> None:
     ws.student = build_student(ws)
     loss = build_loss(cfg.distill.loss, **cfg.distill.loss_params)
     weighting = make_weighting(cfg.signals.weighting, ws)
+    if cfg.signals.weighting == "kg":  # report the weights the student is distilled with, and why
+        from kgkd.signals.safe import domain_weights_from_choice
+
+        choice = method(ws, "kg").to_json()
+        ws.kg_choice = choice["decision"]
+        table = domain_weights_from_choice(ws.kg, choice, ws.domains)
+        if table is not None:
+            ws.weight_table = table
     align = None
     fa = cfg.distill.feature_alignment
     if fa.weight > 0:  # KG alignment weights + cached teacher features into the feature loss
@@ -639,6 +648,7 @@ def _write_outputs(ws: Workspace, evaluation: dict[str, Any], clock: Stopwatch, 
             "student_mean_acc_source": _mean_acc(domains, {"source"}, "student"),
         },
         "weights": weights,
+        "kg_choice": ws.kg_choice,
         "signals_history": {k: v for k, v in (ws.signals.history or {}).items() if k != "curve"},
         "distill_history": _history(ws.history),
         "timings": clock.timings,
