@@ -261,7 +261,7 @@ def plot(payload: dict[str, Any], path: Any) -> None:
         ax.set_xlabel("student parameters")
         ax.set_ylabel("held-out accuracy (%)")
         ax.set_title(task)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
