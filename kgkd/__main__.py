@@ -1,7 +1,5 @@
 """``python -m kgkd`` runs the CLI."""
 
-import sys
+from kgkd.cli import entry
 
-from kgkd.cli import main
-
-sys.exit(main())
+entry()

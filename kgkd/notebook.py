@@ -107,18 +107,24 @@ def without_domain(kg: Any, name: str) -> Any:
     """A copy of ``kg`` with domain ``name`` and every statement about or pointing at it removed.
 
     Weighted links (``:a kgkd:similarTo [ kgkd:target :name ; kgkd:weight w ]``) that
-    point at the domain are removed together with their blank node.
+    point at the domain are removed together with their blank node, and so are teachers
+    trained on that domain only (their ``trainedOn`` would point at nothing).
     """
     from rdflib import BNode, Graph, URIRef
 
     from kgkd.graph import KnowledgeGraph
+    from kgkd.graph.vocab import KGKD
 
     iri = URIRef(kg.domain(name).iri)
     source = kg.graph
+    trained_on = KGKD.trainedOn
     doomed = {iri}
     for node, _, _ in source.triples((None, None, iri)):
         if isinstance(node, BNode):
             doomed.add(node)
+    for teacher in set(source.subjects(trained_on, iri)):
+        if set(source.objects(teacher, trained_on)) <= doomed:
+            doomed.add(teacher)  # a teacher of that domain only would point at nothing
     copy = Graph()
     for prefix, namespace in source.namespaces():
         copy.bind(prefix, namespace, override=True)

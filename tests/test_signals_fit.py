@@ -120,23 +120,27 @@ def test_unresolvable_label_map_is_an_error(env: dict) -> None:
 
 
 def test_lodo_never_hands_heldout_labels_to_methods(env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kgkd.signals.baselines import KGEnsemble
+    from kgkd.signals.baselines import EnsembleWeighting
 
-    seen: list[list[str]] = []
-    original = KGEnsemble.fit
+    seen: dict[str, list[str]] = {}
+    original = EnsembleWeighting.fit
 
-    def spy(self, kg, probs, labels, source_domains, teachers, target=None):  # type: ignore[no-untyped-def]
-        seen.append(sorted(labels))
-        return original(self, kg, probs, labels, source_domains, teachers, target)
+    def spy(self, kg, probs, labels, source_domains, teachers, target=None, features=None):  # type: ignore[no-untyped-def]
+        seen.setdefault(type(self).__name__ + ("/oracle" if self.uses_target_labels else ""), sorted(labels))
+        return original(self, kg, probs, labels, source_domains, teachers, target, features)
 
-    monkeypatch.setattr(KGEnsemble, "fit", spy)
+    monkeypatch.setattr(EnsembleWeighting, "fit", spy)
+    methods = ("uniform", "kg_gnn", "kg", "oracle")
     report = leave_one_domain_out(env["kg"], env["probs"], env["labels"], heldout=["mnist"],
-                                  methods=("uniform", "kg", "oracle"), epochs=20, embedder=env["embedder"])
+                                  methods=methods, epochs=20, embedder=env["embedder"])
     # the oracle (best teacher on mnist's own labels) is an upper bound of every method
     oracle = report.accuracy("mnist", "oracle")
     assert all(r["accuracy"] <= oracle + 1e-9 for r in report.rows)
-    assert {r["method"] for r in report.rows} == {"uniform", "kg", "oracle"}
-    assert seen == [["uci_digits"]]  # the KG method saw only the source domain's labels
+    assert {r["method"] for r in report.rows} == set(methods)
+    # every label-free method saw only the source domain's labels; only the oracle saw mnist's
+    for name, domains in seen.items():
+        assert domains == (["mnist", "uci_digits"] if name.endswith("/oracle") else ["uci_digits"]), name
+    assert len(seen) >= 3
 
 
 def test_no_graph_ablation_ignores_the_encoder_option(env: dict) -> None:

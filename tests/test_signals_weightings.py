@@ -133,7 +133,7 @@ def test_kg_picks_a_graph_variant_and_beats_uniform_on_a_held_out_angle(kg: Know
     assert acc >= uni + 0.05, (acc, uni)
 
 
-def test_kg_falls_back_to_uniform_when_every_candidate_loses(kg: KnowledgeGraph, sim) -> None:
+def test_kg_falls_back_to_its_base_when_every_candidate_loses(kg: KnowledgeGraph, sim) -> None:
     """Teachers right on complementary halves, confidently: averaging is best and no prior helps."""
     gen = torch.Generator().manual_seed(1)
     probs, labels = {}, {}
@@ -149,9 +149,40 @@ def test_kg_falls_back_to_uniform_when_every_candidate_loses(kg: KnowledgeGraph,
     sources = DOMAINS[1:]
     teachers = TEACHERS[1:]
     method = SafeKGWeighting(similarity=sim).fit(kg, probs, {d: labels[d] for d in sources}, sources, teachers)
-    assert method.decision["chosen"] == "uniform", method.decision
+    base = method.decision["chosen"]
+    assert base in ("uniform", "calibrated_uniform"), method.decision
     p = torch.stack([probs["rmnist_0"][t] for t in teachers], 1)
-    assert torch.allclose(method.mixture("rmnist_0", p), p.mean(1))
+    expected = method.calibrated(p).mean(1) if base == "calibrated_uniform" else p.mean(1)
+    assert torch.allclose(method.mixture("rmnist_0", p), expected, atol=1e-6)
+
+
+def confident_problem(confidence: float, seed: int = 2) -> tuple[dict, dict]:
+    """All teachers right on the same random 75 % of each domain (correlated), always with ``confidence``."""
+    gen = torch.Generator().manual_seed(seed)
+    probs, labels = {}, {}
+    for d in DOMAINS:
+        y = torch.randint(0, 2, (300,), generator=gen)
+        by_t = {}
+        right = torch.rand(300, generator=gen) < 0.75
+        for t in TEACHERS:
+            pred = torch.where(right, y, 1 - y)
+            by_t[t] = torch.stack([torch.where(pred == 0, confidence, 1 - confidence),
+                                   torch.where(pred == 1, confidence, 1 - confidence)], 1)
+        probs[d], labels[d] = by_t, y
+    return probs, labels
+
+
+@pytest.mark.parametrize(("confidence", "base"), [(0.995, "calibrated_uniform"), (0.75, "uniform")])
+def test_kg_base_is_the_uniform_with_the_lower_inner_cv_log_loss(kg: KnowledgeGraph, sim, confidence: float,
+                                                                  base: str) -> None:
+    """Correlated teachers 99.5 % sure but 75 % right → calibrated base; honest 75 % teachers → plain."""
+    probs, labels = confident_problem(confidence)
+    sources, teachers = DOMAINS[1:], TEACHERS[1:]
+    method = SafeKGWeighting(similarity=sim).fit(kg, probs, {d: labels[d] for d in sources}, sources, teachers)
+    nll = method.decision["cv_nll"]
+    assert method.decision["chosen"] == base, method.decision
+    if base == "calibrated_uniform":
+        assert nll["calibrated_uniform"] < nll["uniform"]
 
 
 def test_kg_with_one_labelled_source_does_not_guess(kg: KnowledgeGraph, sim) -> None:

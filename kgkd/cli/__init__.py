@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -103,5 +104,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(result or 0)
 
 
+def entry() -> None:
+    """Process entry point (``kgkd`` script, ``python -m kgkd``): exit with :func:`main`'s code.
+
+    After Ctrl-C the process leaves at once with 130 once the message is out, so a late
+    second interrupt during interpreter shutdown cannot turn it into a death by SIGINT.
+    """
+    try:
+        code = main()
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one was being reported
+        code = EXIT_INTERRUPTED
+    if code == EXIT_INTERRUPTED:
+        with _sigint_ignored():
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

@@ -101,6 +101,11 @@ class CVResult:
     def accuracy(self, name: str) -> float:
         return float(torch.cat(self.correct[name]).float().mean())
 
+    def pooled_nll(self, name: str) -> float:
+        """Mean log-loss of ``name`` over all inner samples (folds weighted by their size)."""
+        sizes = [c.numel() for c in self.correct[name]]
+        return sum(n * v for n, v in zip(sizes, self.nll[name])) / max(1, sum(sizes))
+
     def fold_accuracy(self, name: str) -> list[float]:
         return [float(c.float().mean()) for c in self.correct[name]]
 

@@ -1,4 +1,4 @@
-"""The default ``kg`` weighting: the graph's best variant when the evidence says so, else uniform.
+"""The default ``kg`` weighting: the graph's best variant when the evidence says so, else (calibrated) uniform.
 
 Candidates — plain uniform, calibrated uniform, the graph prior over its β grid and (with
 sample features) the per-sample KG gate over its grid — are scored by inner
@@ -6,11 +6,18 @@ leave-one-source-domain-out CV on source labels only (:mod:`kgkd.signals.inner_c
 Decision rule, stated once:
 
 1. fewer than two usable inner folds (e.g. one labelled source) → ``uniform``: no evidence;
-2. take the candidate with the best pooled inner-CV accuracy (ties → the simpler one);
-3. keep it only if its gain over uniform is reliable: the 5th percentile of a paired
+2. the *base* is ``calibrated_uniform`` if its pooled inner-CV log-loss is below plain
+   ``uniform``'s, else ``uniform`` — temperature scaling is judged by the proper score it
+   fits, which is far less noisy than accuracy differences of a point;
+3. take the graph candidate with the best pooled inner-CV accuracy (ties → the simpler one);
+4. keep it only if its gain over the base is reliable: the 5th percentile of a paired
    bootstrap of the gain (samples resampled within each fold, :data:`BOOTSTRAP` draws)
-   is > 0 **and** it is at least as accurate as uniform in a majority of inner folds;
-4. otherwise ``calibrated_uniform`` if it passes the same test against uniform, else ``uniform``.
+   is > 0 **and** it is at least as accurate as the base in a majority of inner folds;
+   otherwise the base.
+
+(Rule 2 replaced "fall back to uniform unless calibration alone passes rule 4" after the
+first full signals-suite run, where that fallback left calibrated uniform's gain on text-11
+unused; see benchmarks/README.md.)
 
 What was chosen and why is kept in :attr:`SafeKGWeighting.decision` and logged.
 """
@@ -59,7 +66,7 @@ def reliable_gain(cv: CVResult, name: str, base: str, seed: int) -> tuple[bool, 
 
 @WEIGHTINGS.register("kg")
 class SafeKGWeighting(RuleWeighting):
-    """Safe default: a CV-chosen graph variant, or (calibrated) uniform when the gain is not reliable."""
+    """Safe default: a CV-chosen graph variant, or the better-calibrated uniform when its gain is not reliable."""
 
     def candidates(self, with_features: bool) -> dict[str, WeightRule]:
         rules: dict[str, WeightRule] = {"uniform": UniformRule(calibrate=False),
@@ -80,26 +87,24 @@ class SafeKGWeighting(RuleWeighting):
             self.decision = {"chosen": "uniform", "why": f"{len(self.sources)} labelled source domain(s): "
                              "too few inner folds to measure a gain, so no guess"}
             return self._finish(rules["uniform"])
-        order = list(rules)
-        best = max(order, key=lambda n: (round(self.cv.accuracy(n), 6), -order.index(n)))
-        cv_acc = {n: round(self.cv.accuracy(n), 4) for n in ("uniform", "calibrated_uniform", best)}
-        if best != "uniform":
-            ok, figures = reliable_gain(self.cv, best, "uniform", seed)
-            if ok:
-                self.decision = {"chosen": best, "why": "reliable inner-CV gain over uniform", **figures,
-                                 "cv_accuracy": cv_acc}
-                return self._finish(rules[best])
-            fallback_ok, fb = reliable_gain(self.cv, "calibrated_uniform", "uniform", seed)
-            if best != "calibrated_uniform" and fallback_ok:
-                self.decision = {"chosen": "calibrated_uniform", "why": f"best candidate {best} not reliable "
-                                 f"({figures}); calibration alone is", **fb, "cv_accuracy": cv_acc}
-                return self._finish(rules["calibrated_uniform"])
-            self.decision = {"chosen": "uniform", "why": f"best candidate {best} not reliably better than "
-                             f"uniform ({figures})", "cv_accuracy": cv_acc}
-            return self._finish(rules["uniform"])
-        self.decision = {"chosen": "uniform", "why": "uniform is the best candidate in inner CV",
-                         "cv_accuracy": cv_acc}
-        return self._finish(rules["uniform"])
+        cv = self.cv
+        base = "calibrated_uniform" if cv.pooled_nll("calibrated_uniform") < cv.pooled_nll("uniform") else "uniform"
+        graph = [n for n in rules if n not in ("uniform", "calibrated_uniform")]
+        nll = {n: round(cv.pooled_nll(n), 4) for n in ("uniform", "calibrated_uniform")}
+        if not graph:
+            self.decision = {"chosen": base, "why": "no graph candidates; base by inner-CV log-loss",
+                             "cv_nll": nll}
+            return self._finish(rules[base])
+        best = max(graph, key=lambda n: (round(cv.accuracy(n), 6), -graph.index(n)))
+        cv_acc = {n: round(cv.accuracy(n), 4) for n in ("uniform", "calibrated_uniform", best)}
+        ok, figures = reliable_gain(cv, best, base, seed)
+        if ok:
+            self.decision = {"chosen": best, "why": f"reliable inner-CV gain over the base ({base})", **figures,
+                             "cv_accuracy": cv_acc, "cv_nll": nll}
+            return self._finish(rules[best])
+        self.decision = {"chosen": base, "why": f"best graph candidate {best} not reliably better than the base "
+                         f"({base}, lower inner-CV log-loss): {figures}", "cv_accuracy": cv_acc, "cv_nll": nll}
+        return self._finish(rules[base])
 
     def _finish(self, rule: WeightRule) -> WeightRule:
         log.info("kg weighting chose %s: %s", self.decision["chosen"],
