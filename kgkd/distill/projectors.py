@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kgkd.errors import ConfigError, DistillError
-from kgkd.utils.suggest import suggestion
 from kgkd.utils.registry import Registry
+from kgkd.utils.suggest import suggestion
 
 Shape = tuple[int, ...]
 

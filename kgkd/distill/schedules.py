@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from kgkd.errors import ConfigError
-from kgkd.utils.suggest import suggestion
 from kgkd.utils.registry import Registry
+from kgkd.utils.suggest import suggestion
 
 #: Schedule classes by name: ``constant``, ``linear``, ``cosine``.
 SCHEDULES: Registry[type[Schedule]] = Registry("schedule")

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 
 from kgkd.distill.context import LossContext
 from kgkd.errors import ConfigError, DistillError
-from kgkd.utils.suggest import suggestion
 from kgkd.utils.registry import Registry
+from kgkd.utils.suggest import suggestion
 
 #: Losses by name: ``LOSSES.get("kd")`` → class; build one with :func:`build_loss`.
 LOSSES: Registry[type[DistillLoss]] = Registry("loss")
