@@ -131,6 +131,11 @@ def test_kg_picks_a_graph_variant_and_beats_uniform_on_a_held_out_angle(kg: Know
     acc = float((kgw.mixture(target, p, feats[target]).argmax(-1) == labels[target]).float().mean())
     uni = float((p.mean(1).argmax(-1) == labels[target]).float().mean())
     assert acc >= uni + 0.05, (acc, uni)
+    # the decision for 30° rests on the inner folds of the angles nearest to it
+    near = kgw.local_evidence(target)
+    assert len(near) == 3 and set(near[:2]) == {"rmnist_15", "rmnist_45"}, near
+    assert kgw.decision_for(target)["evidence"] == "nearest inner folds: " + ", ".join(near)
+    assert kgw.decision_for("not_in_graph") is kgw.decision  # unknown domains: the all-folds decision
 
 
 def test_kg_falls_back_to_its_base_when_every_candidate_loses(kg: KnowledgeGraph, sim) -> None:

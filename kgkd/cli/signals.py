@@ -90,7 +90,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     atomic_write_json(args.out / "weights.json", fitted.to_json())
     safe = WEIGHTINGS.get("kg")(seed=args.seed).fit(kg, probs, labels, args.domains, args.teachers)
     atomic_write_json(args.out / KG_CHOICE, safe.to_json())
-    print(f"default kg weighting: {safe.decision['chosen']} — {safe.decision['why']}")
+    print(f"default kg weighting (all inner folds): {safe.decision['chosen']} — {safe.decision['why']}")
+    for d in args.domains:
+        print(f"  {d}: {safe.decision_for(d)['chosen']}")
     h = fitted.history
     print(f"fitted {args.encoder} signals on {', '.join(args.domains)}: val NLL {h['best_val_nll']:.4f} "
           f"(uniform {h['uniform_val_nll']:.4f}); shrinkage λ={fitted.shrinkage:.2f} "
@@ -136,10 +138,16 @@ def _show_kg_choice(kg: object, fitted_dir: Path, domains: list[str], width: int
         print(f"(no {KG_CHOICE} in {fitted_dir}: refit with 'kgkd signals fit' to see the default kg weighting)")
         return
     choice = json.loads(path.read_text(encoding="utf-8"))
-    print(f"default kg weighting: {choice['decision']['chosen']} — {choice['decision']['why']}")
+    print(f"default kg weighting (all inner folds): {choice['decision']['chosen']} — {choice['decision']['why']}")
+    per_domain = choice.get("per_domain") or {}
+    fallback = f"{choice['decision']['chosen']} (new domain: all-folds rule)"
+    chosen = {d: per_domain[d]["decision"]["chosen"] if d in per_domain else fallback for d in domains}
+    print("per domain (evidence: the inner folds most like that domain):")
+    for d in domains:
+        print(f"  {d:<{width}}  {chosen[d]}")
     table = domain_weights_from_choice(kg, choice, domains)
     if table is None:
-        print("  (a per-sample rule: weights depend on each sample)")
+        print("  (a per-sample rule for some domain: weights depend on each sample)")
         return
     print(" " * width + "  " + "  ".join(f"{t:>14}" for t in choice["teachers"]))
     for d, row in zip(domains, table.tolist()):

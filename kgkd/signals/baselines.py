@@ -82,6 +82,10 @@ class EnsembleWeighting:
         """``probs`` ``[N, T, C]`` after the fitted calibration (unchanged without one)."""
         return probs if self.calibration is None else self.calibration.apply(probs, self.teachers)
 
+    def calibrated_for(self, domain: str, probs: Tensor) -> Tensor:
+        """``probs`` of ``domain`` as the method mixes them (methods that calibrate per domain override)."""
+        return self.calibrated(probs)
+
     def calibrated_by_domain(self, probs: ProbsByDomain) -> dict[str, dict[str, Tensor]]:
         """``probs[d][t]`` after calibration, for fitting on calibrated outputs."""
         if self.calibration is None:
@@ -97,7 +101,7 @@ class EnsembleWeighting:
         """The weighted ensemble ``Σ_t w_t · p_t`` ``[N, C]`` of raw ``probs`` ``[N, T, C]``."""
         if self.uses_features and features is None:
             raise SignalError(f"{type(self).__name__} weights samples by their features; pass features=")
-        cal = self.calibrated(probs.float())
+        cal = self.calibrated_for(domain, probs.float())
         w = self.sample_weights(domain, cal, features)
         return (w.unsqueeze(-1) * cal).sum(1)
 
