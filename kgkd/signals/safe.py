@@ -76,7 +76,8 @@ MIN_LOCAL_FOLDS = 2
 
 def restrict(cv: CVResult, keep: Sequence[str]) -> CVResult:
     """``cv`` with only the inner folds whose pseudo-target is in ``keep``."""
-    idx = [i for i, f in enumerate(cv.folds) if f in set(keep)]
+    wanted = set(keep)
+    idx = [i for i, f in enumerate(cv.folds) if f in wanted]
     return CVResult([cv.folds[i] for i in idx], {n: [c[i] for i in idx] for n, c in cv.correct.items()},
                     {n: [v[i] for i in idx] for n, v in cv.nll.items()})
 
@@ -97,7 +98,7 @@ class SafeKGWeighting(RuleWeighting):
         seed = int(self.options.get("seed", 0))
         self.rules = self.candidates(features is not None and bool(self.options.get("use_gate", True)))
         self.cv: CVResult | None = None
-        self._by_domain: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._by_domain: dict[str, dict[str, Any]] = {}
         if len(self.sources) >= 2:
             self.cv = cross_validate(self.rules, kg, probs, labels, self.sources, self.teachers,
                                      self.teacher_domains, self.similarity, features, seed,
@@ -114,7 +115,9 @@ class SafeKGWeighting(RuleWeighting):
         log.info("kg weighting (all inner folds) chose %s: %s", self.decision["chosen"],
                  {k: v for k, v in self.decision.items() if k != "chosen"})
         if self.base == "uniform" and self.decision["chosen"] == "uniform":
-            self.calibration = None  # nothing calibrated is used unless a local choice asks for it below
+            # keeps RuleWeighting.fit from marking the shared plain-uniform rule calibrated;
+            # per-domain choices read the fold context's calibration (calibrated_for)
+            self.calibration = None
         return self.rules[self.decision["chosen"]]
 
     def _decide(self, cv: CVResult, evidence: str) -> dict[str, Any]:
