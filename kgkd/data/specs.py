@@ -8,13 +8,13 @@ citation) — the build script and the data card both read these fields.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
 from kgkd.errors import UnknownDatasetError
 from kgkd.paths import data_dir
 from kgkd.utils.registry import Registry
+from kgkd.utils.suggest import suggestion
 
 SENTIMENT_LABELS: tuple[str, ...] = ("negative", "positive")
 DIGIT_LABELS: tuple[str, ...] = tuple(str(d) for d in range(10))
@@ -295,8 +295,7 @@ def get_spec(name: str) -> DomainSpec:
     if spec is not None:
         return spec
     known = DOMAINS.names() + user_domain_names()
-    close = difflib.get_close_matches(str(name), known, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
+    hint = suggestion(name, known)
     raise UnknownDatasetError(
         f"unknown data domain '{name}'.{hint} Known domains: {', '.join(known)}; "
         "add your own with `kgkd data add NAME FILE`"

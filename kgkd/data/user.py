@@ -16,7 +16,6 @@ when the data dir is a checkout or ``$KGKD_DATA_DIR``; else ``$XDG_DATA_HOME/kgk
 
 from __future__ import annotations
 
-import difflib
 import gzip
 import json
 import os
@@ -37,6 +36,7 @@ from kgkd.errors import DataError, UnknownDatasetError
 from kgkd.paths import data_dir, repo_root
 from kgkd.utils.io import atomic_path, atomic_write_json
 from kgkd.utils.logging import get_logger
+from kgkd.utils.suggest import suggestion
 
 log = get_logger(__name__)
 
@@ -362,8 +362,7 @@ def remove_user_domain(name: str) -> Path:
     entry = manifest["domains"].pop(name, None)
     if entry is None:
         names = sorted(manifest["domains"])
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        hint = suggestion(name, names)
         raise UnknownDatasetError(
             f"no user domain '{name}' in {user_data_dir()}.{hint} User domains: {', '.join(names) or 'none'}"
         )

@@ -17,7 +17,6 @@ why the readers are hand-written rather than a ``pandas.read_csv`` call.
 from __future__ import annotations
 
 import csv
-import difflib
 import itertools
 import json
 import re
@@ -32,6 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from kgkd.errors import DataError
+from kgkd.utils.suggest import did_you_mean
 
 #: File suffix → layout name.
 FORMATS: dict[str, str] = {
@@ -404,10 +404,8 @@ def _jsonl_records(path: Path, max_bytes: int, bar: Any) -> tuple[list[str], Ite
 def _missing_column(
     path: Path, what: str, column: str, header: Sequence[str], option: str
 ) -> DataError:
-    close = difflib.get_close_matches(column, list(header), n=1, cutoff=0.5)
-    hint = (
-        f" Did you mean '{close[0]}' ({option} {close[0]})?" if close else f" Pass {option} NAME."
-    )
+    close = did_you_mean(column, header, cutoff=0.5)
+    hint = f" Did you mean '{close}' ({option} {close})?" if close is not None else f" Pass {option} NAME."
     return DataError(
         f"{path}: no {what} column '{column}'.{hint} Columns in the file: {', '.join(map(repr, header)) or 'none'}"
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 from kgkd.errors import GraphError
+from kgkd.utils.suggest import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ class IndexMaps:
         try:
             return self.names[node_type].index(name)
         except ValueError:
-            close = difflib.get_close_matches(name, self.names[node_type], n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            close = did_you_mean(name, self.names[node_type])
+            hint = f" (did you mean '{close}'?)" if close is not None else ""
             raise GraphError(f"no {node_type} named '{name}' in the graph{hint}") from None
 
     def name_of(self, node_type: str, index: int) -> str:

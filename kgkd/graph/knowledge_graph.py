@@ -13,7 +13,6 @@ label maps (:mod:`.labelmap`) and the networkx / PyG views (:mod:`.nx_view`,
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -50,6 +49,7 @@ from kgkd.graph.security import check_imports
 from kgkd.graph.triple_index import TripleIndex
 from kgkd.graph.validation import validate_graph
 from kgkd.utils.io import atomic_write_text
+from kgkd.utils.suggest import suggestion
 
 if TYPE_CHECKING:  # torch / torch_geometric are imported lazily: they take seconds to import
     from torch_geometric.data import HeteroData
@@ -144,8 +144,7 @@ class KnowledgeGraph:
             if V.local_name(iri) == name:
                 return iri
         names = [V.local_name(i) for i in iris]
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        hint = suggestion(name, names)
         raise GraphError(
             f"{self.source}: no {kind} named '{name}'.{hint} Known {kind}s: {', '.join(names) or '(none)'}"
         )

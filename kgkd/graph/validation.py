@@ -11,7 +11,6 @@ shipped shapes use. ``engine="auto"`` takes pyshacl for graphs under
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from collections import defaultdict
@@ -30,6 +29,7 @@ from kgkd.graph.reader import label_index, literal_number
 from kgkd.graph.shapes_engine import CompiledShapes, Result, UnsupportedShapes, compile_shapes
 from kgkd.graph.triple_index import TripleIndex
 from kgkd.utils.logging import get_logger
+from kgkd.utils.suggest import did_you_mean
 
 log = get_logger(__name__)
 
@@ -62,8 +62,8 @@ def _qname(graph: Graph, term: object) -> str:
 
 
 def _did_you_mean(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    close = did_you_mean(name, choices)
+    return f" (did you mean '{close}'?)" if close is not None else ""
 
 
 def check_not_empty(graph: Graph) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 from kgkd.errors import CheckpointError, ConfigError
 from kgkd.recipes.config import RecipeConfig
 from kgkd.utils.logging import get_logger
+from kgkd.utils.suggest import suggestion
 
 log = get_logger(__name__)
 
@@ -50,10 +51,7 @@ def _train_kwargs(cfg: RecipeConfig) -> dict[str, Any]:
     accepted = set(inspect.signature(train_teacher).parameters) - {"domain", "out", "seed", "show_progress"}
     unknown = sorted(set(cfg.teachers.train) - accepted)
     if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], sorted(accepted), n=1)
-        hint = f" Did you mean 'teachers.train.{close[0]}'?" if close else ""
+        hint = suggestion(unknown[0], sorted(accepted), prefix="teachers.train.")
         raise ConfigError(f"unknown config key 'teachers.train.{unknown[0]}'.{hint} Valid keys: {', '.join(sorted(accepted))}")
     return dict(cfg.teachers.train)
 
