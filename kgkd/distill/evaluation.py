@@ -78,7 +78,8 @@ def ensemble_probs(
     """Weighted mixture of teacher distributions in the student's label space ``[B, C_s]``.
 
     Each teacher's softmax (at ``temperature``) is moved to the student's labels with
-    its ``LabelMap.matrix()`` and mixed with the per-sample weights ``[B, T]``.
+    ``LabelMap.logits_to_student`` (renormalised over the labels it covers, like the
+    losses and the recipes' ensembles) and mixed with the per-sample weights ``[B, T]``.
     """
     if len(teacher_logits) != len(label_maps):
         raise DistillError(
@@ -91,7 +92,7 @@ def ensemble_probs(
                 f"teacher '{lmap.teacher}' returned {logits.shape[-1]} logits but its label map lists "
                 f"{lmap.num_teacher_labels} teacher labels; rebuild the label map for this teacher"
             )
-        p = torch.softmax(logits.float() / temperature, dim=-1) @ lmap.matrix(device=logits.device)
+        p = lmap.logits_to_student(logits, temperature)
         term = weights[:, t : t + 1].to(p) * p
         mix = term if mix is None else mix + term
     assert mix is not None

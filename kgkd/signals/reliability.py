@@ -160,22 +160,20 @@ def collect_teacher_probs(
     if len(teachers) != len(label_maps):
         raise SignalError(f"collect_teacher_probs got {len(teachers)} teachers but {len(label_maps)} label maps")
     names = [str(getattr(t, "name", f"teacher{i}")) for i, t in enumerate(teachers)]
-    mats = [m.matrix() for m in label_maps]
     out: dict[str, list[Tensor]] = {n: [] for n in names}
     labels: list[Tensor] = []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)  # type: ignore[arg-type]
     for batch in tqdm(loader, desc="teacher probabilities", disable=not show_progress):
         labels.append(batch["labels"].long())
-        for name, teacher, mat in zip(names, teachers, mats):
+        for name, teacher, lmap in zip(names, teachers, label_maps):
             teacher.eval()
             logits = teacher(batch).logits.float()
-            if logits.size(-1) != mat.size(0):
+            if logits.size(-1) != lmap.num_teacher_labels:
                 raise SignalError(
-                    f"teacher '{name}' predicts {logits.size(-1)} labels but its label map has {mat.size(0)}; "
+                    f"teacher '{name}' predicts {logits.size(-1)} labels but its label map has {lmap.num_teacher_labels}; "
                     "rebuild the label map with kg.label_map(teacher, student_label_set)"
                 )
-            p = torch.softmax(logits, -1) @ mat
-            out[name].append(p / p.sum(-1, keepdim=True).clamp_min(1e-12))
+            out[name].append(lmap.logits_to_student(logits))
     if not labels:
         raise SignalError("collect_teacher_probs got an empty dataset")
     return {n: torch.cat(v) for n, v in out.items()}, torch.cat(labels)

@@ -54,11 +54,10 @@ class KGWeighting(DomainTableWeighting):
     def _student_probs(self, teacher_logits: Sequence[Tensor]) -> Tensor:
         probs = []
         for i, logits in enumerate(teacher_logits):
-            p = torch.softmax(logits.float(), dim=-1)
             if self.label_maps is not None:
-                p = p @ self.label_maps[i].matrix(device=p.device)
-                p = p / p.sum(-1, keepdim=True).clamp_min(1e-12)
-            probs.append(p)
+                probs.append(self.label_maps[i].logits_to_student(logits))
+            else:
+                probs.append(torch.softmax(logits.float(), dim=-1))
         widths = {p.size(-1) for p in probs}
         if len(widths) != 1:
             raise SignalError(

@@ -1,8 +1,8 @@
 """Tensor helpers shared by the logit losses: label-space moves and masked KL.
 
 Teachers may predict other label sets than the student. A teacher's softmax is
-moved into the student's label space with its ``LabelMap.matrix()`` (many-to-one
-maps add probabilities), renormalised over the student labels the teacher covers,
+moved into the student's label space with ``LabelMap.logits_to_student`` (many-to-one
+maps add probabilities, renormalised over the student labels the teacher covers)
 and compared with the student's softmax renormalised over the same labels.
 """
 
@@ -48,10 +48,7 @@ def teacher_probs(
             f"{name}: its label map targets {label_map.num_student_labels} student labels but the "
             f"student predicts {num_student_labels}; build the map against the student's label set"
         )
-    matrix = label_map.matrix(dtype=logits.dtype, device=logits.device)
-    moved = torch.softmax(logits / temperature, dim=-1) @ matrix
-    moved = moved / moved.sum(dim=-1, keepdim=True).clamp_min(1e-12)
-    return moved, label_map.covered(device=logits.device)
+    return label_map.logits_to_student(logits, temperature), label_map.covered(device=logits.device)
 
 
 def masked_log_softmax(logits: Tensor, mask: Tensor, temperature: float) -> Tensor:
