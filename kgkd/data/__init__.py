@@ -18,7 +18,8 @@ from kgkd.data.augment import (
 )
 from kgkd.data.collate import ImageCollator, TextCollator
 from kgkd.data.datasets import DomainDataset, MultiDomainDataset, data_file, load_domain
-from kgkd.data.specs import DOMAINS, DomainSpec, get_spec, list_domains
+from kgkd.data.domains import get_spec, list_domains
+from kgkd.data.specs import DOMAINS, DomainSpec
 from kgkd.data.splits import SPLITS, stratified_split
 from kgkd.data.tokenizer import load_minilm_tokenizer
 from kgkd.data.transforms import normalize, resize_digits, to_channels

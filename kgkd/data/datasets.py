@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from kgkd.data.specs import DomainSpec, get_spec
+from kgkd.data.domains import get_spec
+from kgkd.data.specs import DomainSpec
 from kgkd.data.splits import check_split, stratified_subset
 from kgkd.data.storage import read_image_arrays, read_manifest, read_text_records, sha256_file
 from kgkd.data.user_files import LazyDomainFile, LazyTexts

@@ -3,7 +3,8 @@
 Domain names are shared with the knowledge graph (a graph domain's IRI local name is the
 data name), so they are fixed here and nowhere else. A spec says what a domain is (modality,
 label set, where its built file lives) and where the data came from (source, licence,
-citation) — the build script and the data card both read these fields.
+citation) — the build script and the data card both read these fields. Looking a name up
+(shipped, then user-added) is :mod:`kgkd.data.domains` (``get_spec``, ``list_domains``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kgkd.errors import UnknownDatasetError
 from kgkd.paths import data_dir
 from kgkd.utils.registry import Registry
-from kgkd.utils.suggest import suggestion
 
 SENTIMENT_LABELS: tuple[str, ...] = ("negative", "positive")
 DIGIT_LABELS: tuple[str, ...] = tuple(str(d) for d in range(10))
@@ -283,39 +282,3 @@ _add(
 )
 
 MODALITIES: tuple[str, ...] = ("text", "image")
-
-
-def get_spec(name: str) -> DomainSpec:
-    """Return the spec of domain ``name`` (shipped, else user-added); unknown names get a did-you-mean error."""
-    if name in DOMAINS:
-        return DOMAINS.get(name)
-    from kgkd.data.user import user_domain_names, user_spec  # lazy: user.py imports this module
-
-    spec = user_spec(str(name))
-    if spec is not None:
-        return spec
-    known = DOMAINS.names() + user_domain_names()
-    hint = suggestion(name, known)
-    raise UnknownDatasetError(
-        f"unknown data domain '{name}'.{hint} Known domains: {', '.join(known)}; "
-        "add your own with `kgkd data add NAME FILE`"
-    )
-
-
-def list_domains(modality: str | None = None, *, include_user: bool = True) -> list[str]:
-    """Names of all known domains (optionally only ``"text"`` or ``"image"`` ones), sorted.
-
-    ``include_user`` adds the domains added with ``kgkd data add`` (``kgkd.data.user``).
-    """
-    if modality is not None and modality not in MODALITIES:
-        from kgkd.errors import DataError
-
-        raise DataError(
-            f"unknown modality '{modality}' for list_domains; use one of {list(MODALITIES)}"
-        )
-    names = [n for n in DOMAINS.names() if modality is None or DOMAINS.get(n).modality == modality]
-    if include_user:
-        from kgkd.data.user import user_domain_names
-
-        names += user_domain_names(modality)
-    return sorted(names)

@@ -6,7 +6,7 @@ seeded; unlabelled rows, label -1, are one more stratum), writes it in kgkd's ow
 text ``text/<name>.jsonl.gz``, images ``images/<name>.npz`` — into the user data folder and
 records counts, provenance and sha256 in that folder's ``manifest.json``. From then on
 ``load_domain(name, split)``, ``MultiDomainDataset`` and the recipes find the domain like a
-shipped one (``kgkd.data.specs.get_spec`` falls back to ``user_spec``); the knowledge graph
+shipped one (``kgkd.data.domains.get_spec`` falls back to ``user_spec``); the knowledge graph
 only needs a domain node with the same local name.
 
 User data folder (``user_data_dir()``): ``$KGKD_USER_DATA_DIR`` if set; else ``<data_dir>/user``

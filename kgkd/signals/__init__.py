@@ -18,7 +18,7 @@ from kgkd.signals.baselines import WEIGHTINGS, EnsembleWeighting
 from kgkd.signals.calibration import TeacherCalibration, fit_temperature, temper
 from kgkd.signals.encoders import ENCODERS, SignalEncoder, build_encoder
 from kgkd.signals.features import AttributeSchema, NodeFeaturizer, NodeRecord, TextEmbedder
-from kgkd.signals.fit import ensemble_nll, fit_signals
+from kgkd.signals.fit import fit_signals
 from kgkd.signals.fitted import FittedSignals
 from kgkd.signals.graph_view import PATH_FEATURES, SignalGraph, signal_graph_from_kg
 from kgkd.signals.heads import (
@@ -28,6 +28,7 @@ from kgkd.signals.heads import (
     TeacherWeightHead,
     sample_evidence,
 )
+from kgkd.signals.mixture import ensemble_nll
 from kgkd.signals.posterior import DomainPosterior
 from kgkd.signals.reliability import ReliabilityTable, collect_teacher_probs, measure_reliability
 from kgkd.signals.shrinkage import (

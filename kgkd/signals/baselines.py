@@ -24,8 +24,9 @@ from torch import Tensor
 
 from kgkd.errors import SignalError
 from kgkd.signals.calibration import TeacherCalibration
-from kgkd.signals.fit import ensemble_nll, fit_signals
+from kgkd.signals.fit import fit_signals
 from kgkd.signals.fitted import FittedSignals
+from kgkd.signals.mixture import ensemble_nll
 from kgkd.signals.reliability import LabelsByDomain, ProbsByDomain, measure_reliability
 from kgkd.utils.registry import Registry
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from kgkd.errors import SignalError
+from kgkd.signals.mixture import label_nll
 from kgkd.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -34,7 +35,7 @@ def temper(probs: Tensor, temperature: float | Tensor) -> Tensor:
 
 def nll(probs: Tensor, labels: Tensor) -> float:
     """Mean negative log-likelihood of ``labels`` under ``probs`` [N, C]."""
-    return float(-probs.gather(1, labels.long().view(-1, 1)).clamp_min(1e-12).log().mean())
+    return float(label_nll(probs, labels))
 
 
 def _tempered_nll(logp: Tensor, logp_y: Tensor, temperature: float) -> float:

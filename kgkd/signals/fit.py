@@ -33,6 +33,7 @@ from kgkd.signals.features import NodeFeaturizer, TextEmbedder
 from kgkd.signals.fitted import FittedSignals, prepare_inputs
 from kgkd.signals.graph_view import PATH_FEATURES, SignalGraph, signal_graph_from_kg
 from kgkd.signals.heads import sample_evidence
+from kgkd.signals.mixture import ensemble_nll  # re-exported: kgkd.signals.fit.ensemble_nll
 from kgkd.signals.model import SignalModel, SignalModelConfig, single_thread
 from kgkd.signals.reliability import LabelsByDomain, ProbsByDomain, check_probs, measure_reliability
 from kgkd.signals.shrinkage import (
@@ -79,13 +80,6 @@ def stack_domain(name: str, by_teacher: dict[str, Tensor], teachers: Sequence[st
     perm = torch.randperm(ref.size(0), generator=generator)
     n_val = round(val_fraction * ref.size(0)) if ref.size(0) > 1 else 0
     return DomainBatch(name, probs, labels.long(), mask, perm[n_val:], perm[:n_val])
-
-
-def ensemble_nll(weights: Tensor, probs: Tensor, labels: Tensor) -> Tensor:
-    """Mean NLL of the mixture ``Σ_t w[.., t] p[:, t]``; ``weights`` is [T] or [N, T]."""
-    w = weights if weights.dim() == 2 else weights.unsqueeze(0)
-    mix = (w.unsqueeze(-1) * probs).sum(1)
-    return -mix.gather(1, labels.view(-1, 1)).clamp_min(1e-12).log().mean()
 
 
 def _domain_weights(model: SignalModel, scores: Tensor, h_d: Tensor, batch: DomainBatch, row: int,

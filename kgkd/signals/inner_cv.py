@@ -19,6 +19,7 @@ from torch import Tensor
 
 from kgkd.errors import SignalError
 from kgkd.signals.calibration import TeacherCalibration
+from kgkd.signals.mixture import label_nll
 from kgkd.signals.posterior import DomainPosterior
 from kgkd.signals.similarity import DomainSimilarity
 
@@ -164,8 +165,7 @@ def cross_validate(
                 p = ctx.calibration.apply(raw, kept) if ctx.calibration is not None else raw
                 w = rule.weights(ctx, target, p, feats)
                 mix = (w.unsqueeze(-1) * p).sum(1)
-                memo[key] = (mix.argmax(-1) == y,
-                             float(-mix.gather(1, y.view(-1, 1)).clamp_min(1e-12).log().mean()))
+                memo[key] = (mix.argmax(-1) == y, float(label_nll(mix, y)))
             correct, nll = memo[key]
             result.correct[name].append(correct)
             result.nll[name].append(nll)

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from kgkd.errors import SignalError
 from kgkd.labels import LabelMap
+from kgkd.signals.mixture import label_nll
 
 ProbsByDomain = Mapping[str, Mapping[str, Tensor]]
 LabelsByDomain = Mapping[str, Tensor]
@@ -135,7 +136,7 @@ def measure_reliability(
             if p is None or y.numel() == 0:
                 continue
             acc[i, j] = (p.argmax(-1) == y).float().mean()
-            nll[i, j] = -p.clamp_min(1e-12).gather(1, y.view(-1, 1)).log().mean()
+            nll[i, j] = label_nll(p, y)
             ece[i, j] = expected_calibration_error(p, y, bins)
     return ReliabilityTable(domains, names, acc, nll, ece, counts)
 

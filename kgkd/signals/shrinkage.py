@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from kgkd.errors import SignalError
+from kgkd.signals.mixture import ensemble_nll
 from kgkd.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -127,8 +128,6 @@ def choose_shrinkage(
     its labels. A fold whose refit fails (e.g. a teacher measured only on the left-out
     source) is skipped with a log line; with no usable fold the prior is used.
     """
-    from kgkd.signals.fit import ensemble_nll
-
     check_metric(metric)
     lams = [check_lambda(g, "shrinkage_grid value") for g in grid]
     if not lams:

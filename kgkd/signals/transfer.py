@@ -15,6 +15,7 @@ from typing import Any
 from kgkd.errors import SignalError
 from kgkd.signals.baselines import WEIGHTINGS, stack_probs
 from kgkd.signals.fit import teachers_of
+from kgkd.signals.mixture import label_nll
 from kgkd.signals.reliability import LabelsByDomain, ProbsByDomain
 from kgkd.utils.logging import get_logger
 
@@ -88,7 +89,7 @@ def leave_one_domain_out(
             mix = method.mixture(target, p)
             w = method.sample_weights(target, method.calibrated(p))
             acc = float((mix.argmax(-1) == y).float().mean())
-            nll = float(-mix.gather(1, y.view(-1, 1)).clamp_min(1e-12).log().mean())
+            nll = float(label_nll(mix, y))
             report.rows.append({"heldout": target, "method": name, "accuracy": round(acc, 6), "nll": round(nll, 6),
                                 "weights": {t: round(float(v), 4) for t, v in zip(names, w.mean(0))}})
             log.info("LODO %s / %s: accuracy %.4f", target, name, acc)
