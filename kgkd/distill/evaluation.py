@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from kgkd.errors import DistillError
 from kgkd.labels import LabelMap
+from kgkd.models.params import count_parameters  # one parameter count; re-exported here
 
 
 def per_domain_metrics(
@@ -114,11 +115,6 @@ def ensemble_predict(
 
 
 # ------------------------------------------------------------------ compression
-def count_parameters(module: nn.Module) -> int:
-    """Number of parameters (shared ones once)."""
-    return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
-
-
 def size_on_disk(module: nn.Module) -> int:
     """Bytes of the module's weights saved as safetensors (written to a temp folder)."""
     with tempfile.TemporaryDirectory() as tmp:

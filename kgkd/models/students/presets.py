@@ -70,7 +70,7 @@ class StudentPreset:
                 tokenizer = load_minilm_tokenizer()
         student = _BUILDERS[self.architecture](texts, tokenizer, options, self.name)
         if self.max_params is not None:
-            from kgkd.distill.evaluation import count_parameters
+            from kgkd.models.params import count_parameters
 
             n = count_parameters(student)
             if n > self.max_params:
