@@ -1,17 +1,21 @@
-"""Package layering: no kgkd package imports a higher one, at module top level or inside a function.
+"""Package layering: no kgkd package imports a higher one, at module top level or inside a function,
+and no two kgkd modules import each other (directly or round a longer loop).
 
 The layers, lowest first: utils / errors / paths / labels < graph < data < models / export
 < distill < signals < recipes < cli / notebook / __main__. A package may import its own
 modules and any lower layer. An upward import is either a design error (move the shared
 piece down, as ``kgkd.signals.mixture`` and ``kgkd.data.domains`` did) or a deliberate
-exception, listed in :data:`ALLOWED` with the reason. The check reads the source with
-``ast``; nothing is imported.
+exception, listed in :data:`ALLOWED` with the reason. Module cycles are checked without the
+packages' ``__init__`` re-exports and ``if TYPE_CHECKING:`` imports (neither runs a loop at
+import time). The checks read the source with ``ast``; nothing is imported.
 """
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import networkx as nx
 
 import kgkd
 
@@ -113,3 +117,39 @@ def test_the_checker_sees_function_level_imports(tmp_path: Path) -> None:
     tree = ast.parse("def f():\n    from kgkd.recipes import pipeline\n")
     targets = [t for node in ast.walk(tree) for t in _imported(node, "kgkd.graph.x", False)]
     assert targets == ["kgkd.recipes"]
+
+
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """ids of the nodes inside ``if TYPE_CHECKING:`` blocks."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            inside.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return inside
+
+
+def module_graph() -> nx.DiGraph:
+    """kgkd module → the kgkd modules it imports at run time (``from pkg import submodule`` included)."""
+    modules = {_module_name(p): p for p in ROOT.rglob("*.py") if p.name != "__init__.py"}
+    graph: nx.DiGraph = nx.DiGraph()
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        skip = _type_checking_only(tree)
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            names = [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else [""]
+            for target in _imported(node, module, False):
+                for name in names:
+                    hit = f"{target}.{name}" if f"{target}.{name}" in modules else target
+                    if hit in modules and hit != module:
+                        graph.add_edge(module, hit)
+    return graph
+
+
+def test_no_import_cycles_between_modules() -> None:
+    loops = [sorted(c) for c in nx.strongly_connected_components(module_graph()) if len(c) > 1]
+    assert not loops, (
+        "modules importing each other (move the shared piece into a lower module; a local import "
+        f"inside a function still counts): {loops}"
+    )

@@ -16,6 +16,8 @@ from typing import Any
 import networkx as nx
 
 from kgkd.graph import vocab as V
+from kgkd.graph.draw_style import CANVAS, EDGE_COLOURS, NODE_COLOURS, PLOT_WIDTH
+from kgkd.graph.draw_summary import summary_figure
 from kgkd.graph.knowledge_graph import KnowledgeGraph
 from kgkd.graph.nx_view import typed_iris
 from kgkd.utils.io import atomic_path
@@ -23,23 +25,9 @@ from kgkd.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-#: Figure size in inches, for every graph (2080 x 1170 pixels at the default 130 dpi).
-CANVAS = (16.0, 9.0)
-#: Share of the canvas width the graph may use (the legend takes the rest).
-PLOT_WIDTH = 0.84
 #: Graphs with more drawn nodes than this get the summary view.
 NODE_BUDGET = 80
 
-#: Fill colour per node type (colour-blind-friendly Okabe-Ito palette).
-NODE_COLOURS: dict[str, str] = {
-    "teacher": "#E69F00",
-    "student": "#CC79A7",
-    "domain": "#56B4E9",
-    "task": "#009E73",
-    "label_set": "#F0E442",
-    "label": "#D9D9D9",
-    "dataset": "#999999",
-}
 #: Row (y position) per node type.
 ROWS: dict[str, float] = {
     "teacher": 3.4,
@@ -49,18 +37,6 @@ ROWS: dict[str, float] = {
     "task": 0.8,
     "label_set": -0.2,
     "label": -1.2,
-}
-#: Edge colour per relation; others are grey.
-EDGE_COLOURS: dict[str, str] = {
-    "trainedOn": "#D55E00",
-    "predicts": "#E69F00",
-    "similarTo": "#0072B2",
-    "sharesGenre": "#009E73",
-    "sameSource": "#CC79A7",
-    "subDomainOf": "#000000",
-    "sharesModality": "#56B4E9",
-    "equivalentLabel": "#7F7F7F",
-    "broaderLabel": "#7F7F7F",
 }
 #: Structural links drawn thin and pale so that the informative ones stand out.
 FAINT_RELATIONS = frozenset({"hasTask", "hasLabelSet", "inLabelSet"})
@@ -193,8 +169,6 @@ def draw_graph(
 
     nodes = drawn_node_count(kg)
     if nodes > max_nodes:
-        from kgkd.graph.draw_summary import summary_figure
-
         fig = summary_figure(kg, title or Path(kg.source).name, nodes, max_nodes)
     else:
         fig = _detailed_figure(kg, title or Path(kg.source).name)

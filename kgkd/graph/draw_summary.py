@@ -18,7 +18,7 @@ from typing import Any
 from rdflib import Graph, Literal, URIRef
 
 from kgkd.graph import vocab as V
-from kgkd.graph.draw import CANVAS, EDGE_COLOURS, NODE_COLOURS, PLOT_WIDTH
+from kgkd.graph.draw_style import CANVAS, EDGE_COLOURS, NODE_COLOURS, PLOT_WIDTH
 from kgkd.graph.gc_pause import paused_gc
 from kgkd.graph.knowledge_graph import KnowledgeGraph
 from kgkd.graph.nx_view import iter_links, typed_iris
