@@ -50,17 +50,17 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "LOSSES",
+    "PROJECTORS",
+    "SCHEDULES",
     "CachedTeacher",
     "DistillLoss",
     "DistillationEngine",
     "DomainTableWeighting",
     "EngineConfig",
     "History",
-    "LOSSES",
     "LossContext",
-    "PROJECTORS",
     "Projector",
-    "SCHEDULES",
     "Schedule",
     "TeacherCache",
     "TeacherWeighting",

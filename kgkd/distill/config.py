@@ -159,7 +159,9 @@ class EngineConfig:
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         hint = suggestion(value, choices)
-        raise ConfigValueError(f"engine config {key}='{value}' is not one of {list(choices)}.{hint}", key)
+        raise ConfigValueError(
+            f"engine config {key}='{value}' is not one of {list(choices)}.{hint}", key
+        )
 
 
 def _positive_int(key: str, value: int) -> None:
@@ -174,12 +176,16 @@ def _non_negative_int(key: str, value: int) -> None:
 
 def _positive_float(key: str, value: float) -> None:
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigValueError(f"engine config {key} must be a finite number > 0, got {value!r}", key)
+        raise ConfigValueError(
+            f"engine config {key} must be a finite number > 0, got {value!r}", key
+        )
 
 
 def _non_negative(key: str, value: float) -> None:
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigValueError(f"engine config {key} must be a finite number ≥ 0, got {value!r}", key)
+        raise ConfigValueError(
+            f"engine config {key} must be a finite number ≥ 0, got {value!r}", key
+        )
 
 
 def _unit(key: str, value: float) -> None:

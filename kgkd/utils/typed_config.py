@@ -64,14 +64,18 @@ def coerce(
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise ConfigValueError(f"{label} must be a mapping of {tp.__name__} settings, got {describe(value)}", key)
+            raise ConfigValueError(
+                f"{label} must be a mapping of {tp.__name__} settings, got {describe(value)}", key
+            )
         own = getattr(tp, "from_dict", None)
         if callable(own):  # a section that validates itself: its errors are prefixed with the key
             try:
                 return own(value)
             except ConfigError as exc:
                 inner = getattr(exc, "key", None)
-                raise ConfigValueError(f"{key}: {exc}", f"{key}.{inner}" if inner else key) from None
+                raise ConfigValueError(
+                    f"{key}: {exc}", f"{key}.{inner}" if inner else key
+                ) from None
         return from_mapping(tp, value, section=key, what=what, aliases=aliases)  # type: ignore[arg-type]
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
@@ -91,13 +95,20 @@ def coerce(
         allowed = typing.get_args(tp)
         if value not in allowed:
             hint = suggestion(value, allowed)
-            raise ConfigValueError(f"{label} must be one of {list(allowed)}, got {value!r}.{hint}", key)
+            raise ConfigValueError(
+                f"{label} must be one of {list(allowed)}, got {value!r}.{hint}", key
+            )
         return value
     if origin is list or tp is list:
         if not isinstance(value, list):
-            raise ConfigValueError(f"{label} must be a list ({type_name(tp)}), got {describe(value)}", key)
+            raise ConfigValueError(
+                f"{label} must be a list ({type_name(tp)}), got {describe(value)}", key
+            )
         (item_tp,) = typing.get_args(tp) or (Any,)
-        return [coerce(v, item_tp, f"{key}[{i}]", what=what, aliases=aliases) for i, v in enumerate(value)]
+        return [
+            coerce(v, item_tp, f"{key}[{i}]", what=what, aliases=aliases)
+            for i, v in enumerate(value)
+        ]
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigValueError(f"{label} must be a mapping, got {describe(value)}", key)
@@ -136,7 +147,9 @@ def from_mapping(
     """
     if not isinstance(data, Mapping):
         where = f" '{section}'" if section else ""
-        raise ConfigValueError(f"{what}{where} must be a mapping of settings, got {describe(data)}", section)
+        raise ConfigValueError(
+            f"{what}{where} must be a mapping of settings, got {describe(data)}", section
+        )
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     prefix = f"{section}." if section else ""
@@ -146,6 +159,9 @@ def from_mapping(
         if key not in names:
             hint = suggestion(key, names, aliases, cutoff=0.5, prefix=prefix)
             under = f" under {section!r}" if section else ""
-            raise ConfigValueError(f"unknown {what} key '{dotted}'.{hint} Valid keys{under}: {', '.join(names)}", dotted)
+            raise ConfigValueError(
+                f"unknown {what} key '{dotted}'.{hint} Valid keys{under}: {', '.join(names)}",
+                dotted,
+            )
         kwargs[key] = coerce(value, hints[key], dotted, what=what, aliases=aliases)
     return cls(**kwargs)
