@@ -13,6 +13,11 @@ and the loss are wrapped together so projector gradients are all-reduced too).
 Checkpoints (safetensors + JSON) hold everything needed for a bit-identical
 resume on CPU: weights, optimiser, scheduler, RNG states and the position in
 the seeded data order. The engine sees tensors only; graphs live elsewhere.
+
+This module is the loop; its parts live next to it: ``engine_state`` (checkpoint
+save / resume), ``optim`` (optimiser and LR schedule), ``engine_checks`` (input
+checks), ``engine_runtime`` (device and mixed precision). Temperature and α come
+only from the engine's schedules (``EngineConfig``), never from the loss.
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 A recipe config has seven sections (graph, data, teachers, signals, student,
 distill, output). ``load_config`` reads a YAML file with ``yaml.safe_load`` and
-builds :class:`RecipeConfig`; every key is checked against the dataclass fields,
-so a typo such as ``distill.engine.epohcs`` fails at load time with the dotted
-path and the closest valid key, not forty minutes into a run. ``--set a.b=c``
+builds :class:`RecipeConfig` with :func:`kgkd.utils.typed_config.from_mapping`; every
+key is checked against the dataclass fields, so a typo such as ``distill.engine.epohcs``
+fails at load time with the dotted path and the closest valid key, not forty minutes
+into a run. ``distill.engine`` becomes the engine's typed ``EngineConfig`` right here,
+once; the run hands that object on. ``--set a.b=c``
 overrides are parsed with ``yaml.safe_load`` too, so ``--set data.train_limit=50``
 is an int and ``--set teachers.names=[a,b]`` a list.
 
