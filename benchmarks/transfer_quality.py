@@ -113,7 +113,7 @@ def run_fold(task: str, source: list[str], target: list[str], scale: str, seed: 
         "source_domains": source, "target_domains": target, "seed": seed, "domains": domains,
         "weights": weights, "source_val_accuracy": reliability, "timings": timings,
         "students_dir": C.shown(folder),
-        "student_config": dict(cfg.student.params), "engine": dict(cfg.distill.engine),
+        "student_config": dict(cfg.student.params), "engine": cfg.distill.engine.to_dict(),
         "sizes": {"train": len(ws.data["train"]), "val": len(ws.data["val"]), "test": len(ws.data["test"])},
     }  # fmt: skip
 

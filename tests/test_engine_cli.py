@@ -116,7 +116,11 @@ def test_distill_from_exported_caches_saves_a_loadable_student(
         ),
         (
             lambda e, t: ["--cache", str(e["a"]), "--engine-config", str(t / "engine.yaml")],
-            r"unknown engine config key 'learning_rate'\. Did you mean 'lr'\?",
+            r"--engine-config \S+engine\.yaml: unknown engine config key 'learning_rate'\. Did you mean 'lr'\?",
+        ),
+        (
+            lambda e, t: ["--cache", str(e["a"]), "--temperature", "0"],
+            r"--temperature: engine config temperature must be a finite number > 0, got 0\.0",
         ),
     ],
     ids=[
@@ -128,6 +132,7 @@ def test_distill_from_exported_caches_saves_a_loadable_student(
         "wrong-student",
         "eval-modality",
         "engine-config-typo",
+        "temperature-flag",
     ],
 )
 def test_distill_bad_inputs_are_one_line_errors(

@@ -364,5 +364,5 @@ def test_other_bad_inputs_raise_clear_errors() -> None:
         ConfigError, match=r"unknown engine config key 'learning_rate'.*Did you mean 'lr'"
     ):
         EngineConfig.from_dict({"learning_rate": 0.1})
-    with pytest.raises(ConfigError, match=r"engine config key 'epochs' must be int, got '3'"):
+    with pytest.raises(ConfigError, match=r"engine config key 'epochs' must be an integer, got '3'"):
         EngineConfig.from_dict({"epochs": "3"})

@@ -37,16 +37,24 @@ def test_kd_matches_hinton_formula_at_t2() -> None:
     assert build_loss("kd")(ctx).item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_kd_fixed_temperature_overrides_context_and_is_zero_for_equal_logits() -> None:
+def test_kd_reads_the_context_temperature_and_is_zero_for_equal_logits() -> None:
     ctx = LossContext(
         student=out([[2.0, -1.0, 0.5]]), teachers=[out([[2.0, -1.0, 0.5]])], temperature=7.0
     )
-    assert build_loss("kd", temperature=3.0)(ctx).item() == pytest.approx(0.0, abs=1e-6)
+    assert build_loss("kd")(ctx).item() == pytest.approx(0.0, abs=1e-5)
     s, t = [0.3, 0.1, -0.2], [1.0, 0.0, 0.0]
-    ctx = LossContext(student=out([s]), teachers=[out([t])], temperature=7.0)
-    assert build_loss("kd", temperature=1.0)(ctx).item() == pytest.approx(
-        kl(softmax(t), softmax(s)), rel=1e-5
-    )
+    ctx = LossContext(student=out([s]), teachers=[out([t])], temperature=1.0)
+    assert build_loss("kd")(ctx).item() == pytest.approx(kl(softmax(t), softmax(s)), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["kd", "multi_teacher_kd", "combined"])
+@pytest.mark.parametrize("key", ["temperature", "alpha"])
+def test_losses_take_no_temperature_or_alpha_the_engine_owns_them(name: str, key: str) -> None:
+    pattern = rf"loss '{name}' takes no '{key}': the engine's schedule owns it .*distill\.engine\.{key}"
+    with pytest.raises(ConfigError, match=pattern):
+        build_loss(name, **{key: 2.0})
+    with pytest.raises(ConfigError, match=rf"loss 'kd' takes no '{key}'"):
+        build_loss("combined", kd={"name": "kd", key: 2.0})
 
 
 def test_kd_errors() -> None:

@@ -69,7 +69,7 @@ def test_engine_typo_is_reported_under_distill_engine(tmp_path: Path) -> None:
         ("data:\n  source_domains: amazon\n", r"'data\.source_domains' must be a list"),
         ("seed: 1.5\n", r"'seed' must be an integer"),
         ("output:\n  plots: 'yes'\n", r"'output\.plots' must be true or false"),
-        ("student:\n  kind: tetx\n", r"'student\.kind' must be one of \['text', 'digit'\].*Did you mean 'text'"),
+        ("student:\n  kind: tetx\n", r"'student\.kind' must be one of \['bert', 'digit', 'text'\].*Did you mean 'text'"),
         ("teachers: [a, b]\n", r"'teachers' must be a mapping"),
     ],
 )
@@ -121,3 +121,36 @@ def test_resolve_unknown_name_suggests_shipped() -> None:
         resolve_config_path("digits_transfr")
     with pytest.raises(ConfigError, match=r"config file 'nope\.yaml' does not exist"):
         resolve_config_path("nope.yaml")
+
+
+def test_engine_section_is_built_once_as_a_typed_engine_config() -> None:
+    from kgkd.distill.config import EngineConfig
+    from kgkd.recipes.config import config_to_dict
+
+    cfg = load_config("digits_transfer_quick", ["distill.engine.epochs=2"], smoke=False)
+    assert isinstance(cfg.distill.engine, EngineConfig)
+    assert cfg.distill.engine_config() is cfg.distill.engine  # the stored object, not a rebuild
+    assert cfg.distill.engine.epochs == 2 and cfg.distill.engine.temperature == 2.0
+    # serialised in full for metrics.json, and loads back to the same config
+    data = config_to_dict(cfg)
+    assert data["distill"]["engine"]["epochs"] == 2 and data["distill"]["engine"]["alpha"] == 0.5
+    assert load_config(data, smoke=False).distill.engine == cfg.distill.engine
+
+
+@pytest.mark.parametrize("key", ["temperature", "alpha"])
+def test_loss_params_may_not_own_temperature_or_alpha(tmp_path: Path, key: str) -> None:
+    path = _write(tmp_path, f"distill:\n  loss_params:\n    kd: {{name: multi_teacher_kd, {key}: 2.0}}\n")
+    pattern = rf"line 3: config key 'distill\.loss_params\.kd\.{key}': losses take no {key}; .*Set distill\.engine\.{key}"
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(path)
+    with pytest.raises(ConfigError, match=rf"^--set distill\.loss_params\.{key}=3: .*distill\.engine\.{key}"):
+        load_config("digits_transfer_quick", [f"distill.loss_params.{key}=3"])
+
+
+def test_student_kind_comes_from_the_registry() -> None:
+    from kgkd.models.students import STUDENTS
+
+    for kind in STUDENTS.names():  # every registered architecture is a valid kind
+        assert load_config("digits_transfer_quick", [f"student.kind={kind}"]).student.kind == kind
+    with pytest.raises(ConfigError, match=r"^--set student\.kind=digt: .*'student\.kind'.*Did you mean 'digit'"):
+        load_config("digits_transfer_quick", ["student.kind=digt"])

@@ -21,10 +21,13 @@ import argparse
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kgkd.errors import CacheError, ConfigError
 from kgkd.utils.suggest import suggestion
+
+if TYPE_CHECKING:
+    from kgkd.distill.config import EngineConfig
 
 EPILOG = """\
 teacher weights (--weights):
@@ -201,27 +204,41 @@ def teacher_weights(spec: str, names: list[str]) -> Any:
     return DomainTableWeighting(table, domain_names=["transfer"], normalize=True)
 
 
-def engine_config(args: argparse.Namespace) -> Any:
-    """``EngineConfig`` from ``--engine-config`` (YAML) overridden by the command's flags."""
+#: ``EngineConfig`` keys that have their own flag (``--batch-size`` → ``batch_size``).
+_ENGINE_FLAGS = ("epochs", "batch_size", "lr", "temperature", "alpha", "seed", "device")
+
+
+def engine_config(args: argparse.Namespace) -> EngineConfig:
+    """The run's ``EngineConfig``, built once: ``--engine-config`` (YAML) keys overridden by the flags.
+
+    Errors name where the bad value came from: the flag, or the ``--engine-config`` file.
+    """
     import yaml
 
     from kgkd.distill.config import EngineConfig
 
+    source = f"--engine-config {args.engine_config}"
     base: dict[str, Any] = {}
     if args.engine_config is not None:
         if not args.engine_config.is_file():
-            raise ConfigError(f"--engine-config {args.engine_config}: no such file")
+            raise ConfigError(f"{source}: no such file")
         try:
             base = yaml.safe_load(args.engine_config.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML ({exc})".replace("\n", " ")) from None
+        if not isinstance(base, dict):
             raise ConfigError(
-                f"--engine-config {args.engine_config}: not valid YAML ({exc})".replace("\n", " ")
-            ) from None
-    flags = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "temperature": args.temperature,
-             "alpha": args.alpha, "seed": args.seed, "device": args.device}  # fmt: skip
-    base.update({k: v for k, v in flags.items() if v is not None})
-    base.setdefault("show_progress", not args.no_progress)
-    return EngineConfig.from_dict(base)
+                f"{source}: must hold a mapping of engine options (lr: 0.01, ...), got {type(base).__name__}"
+            )
+    flags = {k: getattr(args, k) for k in _ENGINE_FLAGS if getattr(args, k) is not None}
+    values = {**base, **flags}
+    values.setdefault("show_progress", not args.no_progress)
+    try:
+        return EngineConfig.from_dict(values)
+    except ConfigError as exc:
+        key = getattr(exc, "key", None)
+        where = f"--{key.replace('_', '-')}" if key in flags else source if key in base else None
+        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
 
 
 def build_student(

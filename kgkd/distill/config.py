@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kgkd.distill.schedules import SCHEDULES
-from kgkd.errors import ConfigError
+from kgkd.errors import ConfigError, ConfigValueError
 from kgkd.utils.suggest import suggestion
+from kgkd.utils.typed_config import from_mapping
 
 _OPTIMIZERS = ("adamw", "sgd")
 _SCHEDULERS = ("cosine", "linear", "constant")
@@ -106,16 +105,7 @@ class EngineConfig:
             raise ConfigError(
                 f"engine config must be a mapping of option → value, got {type(data).__name__}"
             )
-        names = [f.name for f in dataclasses.fields(cls)]
-        for key in data:
-            if key not in names:
-                hint = suggestion(key, names, _ALIASES, cutoff=0.5)
-                raise ConfigError(
-                    f"unknown engine config key '{key}'.{hint} Valid keys: {', '.join(names)}"
-                )
-        hints = typing.get_type_hints(cls)
-        values = {key: _coerce(key, value, hints[key]) for key, value in data.items()}
-        return cls(**values)
+        return from_mapping(cls, data, what="engine config", aliases=_ALIASES)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy of every option (checkpoints store it)."""
@@ -158,71 +148,46 @@ class EngineConfig:
         if self.max_steps is not None:
             _positive_int("max_steps", self.max_steps)
         if self.checkpoint_every and not self.checkpoint_dir:
-            raise ConfigError(
+            raise ConfigValueError(
                 f"checkpoint_every={self.checkpoint_every} needs checkpoint_dir; "
-                "set checkpoint_dir to a folder or checkpoint_every to 0"
+                "set checkpoint_dir to a folder or checkpoint_every to 0",
+                "checkpoint_every",
             )
 
 
 # ---------------------------------------------------------------------- helpers
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Check ``value`` against the annotation ``hint``; ints are accepted for floats."""
-    args = typing.get_args(hint)
-    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"engine config key '{key}' may not be null; give a value")
-    base = next((a for a in args if a is not type(None)), hint) if optional else hint
-    origin = typing.get_origin(base) or base
-    if origin is bool:
-        ok = isinstance(value, bool)
-    elif origin is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif origin is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif origin is str:
-        ok = isinstance(value, str)
-    elif origin is dict:
-        ok = isinstance(value, Mapping)
-        value = dict(value) if ok else value
-    else:  # pragma: no cover - every field is one of the above
-        ok = True
-    if not ok:
-        raise ConfigError(
-            f"engine config key '{key}' must be {getattr(origin, '__name__', origin)}"
-            f"{' or null' if optional else ''}, got {value!r} ({type(value).__name__})"
-        )
-    return value
-
-
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         hint = suggestion(value, choices)
-        raise ConfigError(f"engine config {key}='{value}' is not one of {list(choices)}.{hint}")
+        raise ConfigValueError(
+            f"engine config {key}='{value}' is not one of {list(choices)}.{hint}", key
+        )
 
 
 def _positive_int(key: str, value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"engine config {key} must be an integer ≥ 1, got {value!r}")
+        raise ConfigValueError(f"engine config {key} must be an integer ≥ 1, got {value!r}", key)
 
 
 def _non_negative_int(key: str, value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"engine config {key} must be an integer ≥ 0, got {value!r}")
+        raise ConfigValueError(f"engine config {key} must be an integer ≥ 0, got {value!r}", key)
 
 
 def _positive_float(key: str, value: float) -> None:
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"engine config {key} must be a finite number > 0, got {value!r}")
+        raise ConfigValueError(
+            f"engine config {key} must be a finite number > 0, got {value!r}", key
+        )
 
 
 def _non_negative(key: str, value: float) -> None:
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"engine config {key} must be a finite number ≥ 0, got {value!r}")
+        raise ConfigValueError(
+            f"engine config {key} must be a finite number ≥ 0, got {value!r}", key
+        )
 
 
 def _unit(key: str, value: float) -> None:
     if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"engine config {key} must lie in [0, 1], got {value!r}")
+        raise ConfigValueError(f"engine config {key} must lie in [0, 1], got {value!r}", key)

@@ -13,6 +13,11 @@ and the loss are wrapped together so projector gradients are all-reduced too).
 Checkpoints (safetensors + JSON) hold everything needed for a bit-identical
 resume on CPU: weights, optimiser, scheduler, RNG states and the position in
 the seeded data order. The engine sees tensors only; graphs live elsewhere.
+
+This module is the loop; its parts live next to it: ``engine_state`` (checkpoint
+save / resume), ``optim`` (optimiser and LR schedule), ``engine_checks`` (input
+checks), ``engine_runtime`` (device and mixed precision). Temperature and α come
+only from the engine's schedules (``EngineConfig``), never from the loss.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
-from kgkd.distill import checkpoint as ckpt
+from kgkd.distill import engine_checks as checks
 from kgkd.distill.callbacks import Callback, EarlyStopping, ProgressBar, flatten_metrics
 from kgkd.distill.config import EngineConfig
 from kgkd.distill.context import LossContext
@@ -43,9 +48,18 @@ from kgkd.distill.distributed import (
     barrier,
     init_distributed,
 )
+from kgkd.distill.engine_runtime import amp_dtype, as_float, autocast, frozen, to_device
+from kgkd.distill.engine_state import (
+    TrainingParts,
+    find_state,
+    position_after_fit,
+    restore_state,
+    save_state,
+)
 from kgkd.distill.evaluation import ensemble_probs, per_domain_metrics
-from kgkd.distill.schedules import Schedule, build_schedule
-from kgkd.errors import CheckpointError, ConfigError, DistillError
+from kgkd.distill.optim import build_optimizer, build_scheduler
+from kgkd.distill.schedules import schedule_from_fields
+from kgkd.errors import DistillError
 from kgkd.labels import LabelMap
 from kgkd.utils.io import atomic_write_json
 from kgkd.utils.logging import get_logger
@@ -91,9 +105,9 @@ class _StudentWithLoss(nn.Module):
         self.student = student
         self.loss = loss
 
-    def forward(self, batch: dict[str, Any], fields: dict[str, Any]) -> tuple[Tensor, Any]:
+    def forward(self, batch: dict[str, Any], ctx: LossContext) -> tuple[Tensor, Any]:
         out = self.student(batch)
-        return self.loss(LossContext(student=out, **fields)), out
+        return self.loss(dataclasses.replace(ctx, student=out)), out
 
 
 class DistillationEngine:
@@ -129,34 +143,24 @@ class DistillationEngine:
         self.config = config
         self.teachers = list(teachers)
         self.label_maps = list(label_maps)
-        _check_label_maps(self.teachers, self.label_maps)
-        if self.teachers and weighting is None:
-            raise DistillError(
-                "the engine got teachers but no weighting; pass e.g. UniformWeighting(len(teachers))"
-            )
-        for what, module in (
-            ("weighting", weighting),
-            ("alignment_weighting", alignment_weighting),
-        ):
-            n = getattr(module, "num_teachers", None)
-            if isinstance(n, int) and n != len(self.teachers):
-                raise DistillError(
-                    f"the engine's {what} ({type(module).__name__}) was built for {n} teachers but the "
-                    f"engine has {len(self.teachers)}; build it with the engine's teacher list"
-                )
+        checks.check_label_maps(self.teachers, self.label_maps)
+        checks.check_weightings(self.teachers, weighting, alignment_weighting)
         self.dist: DistContext = init_distributed(config.device)
         self.device = self.dist.device
-        self.amp_dtype = _amp_dtype(config.amp, self.device)
+        self.amp_dtype = amp_dtype(config.amp, self.device)
         self.student = student.to(self.device)
         self.loss = loss.to(self.device)
-        self.weighting = _frozen(weighting, self.device)
-        self.alignment_weighting = _frozen(alignment_weighting, self.device)
+        self.weighting = frozen(weighting, self.device)
+        self.alignment_weighting = frozen(alignment_weighting, self.device)
         for t in self.teachers:
-            _frozen(t, self.device)
-        self._temperature = _make_schedule(
+            frozen(t, self.device)
+        # the only owners of T and α: every LossContext reads them from these schedules
+        self.temperature_schedule = schedule_from_fields(
             config.temperature_schedule, config.temperature, config.temperature_end, "temperature"
         )
-        self._alpha = _make_schedule(config.alpha_schedule, config.alpha, config.alpha_end, "alpha")
+        self.alpha_schedule = schedule_from_fields(
+            config.alpha_schedule, config.alpha, config.alpha_end, "alpha"
+        )
         self.domain_names = list(domain_names) if domain_names is not None else None
         self.callbacks: list[Callback] = list(callbacks)
         if config.show_progress and not any(isinstance(c, ProgressBar) for c in self.callbacks):
@@ -219,10 +223,15 @@ class DistillationEngine:
         self._steps_per_epoch = math.ceil(self._sampler.num_samples / cfg.batch_size)
         loader = self._loader(train_dataset, self._sampler)
         self._setup(train_dataset)
-        state = self._resolve_resume(resume_from)
+        state = find_state(resume_from, cfg.checkpoint_dir)
         start_epoch, position = 0, 0
         if state is not None:
-            start_epoch, position = self._restore(state)
+            hist = restore_state(self._parts(), state, self.dist.world_size)
+            self.history = History(
+                steps=list(hist.get("steps", [])), epochs=list(hist.get("epochs", []))
+            )
+            self.step = state.step
+            start_epoch, position = state.epoch, state.position
         self.student.train()
         self.loss.train()
         self._emit("on_fit_start")
@@ -257,7 +266,15 @@ class DistillationEngine:
             position = 0
         self.history.stopped_early = self.stop_training and not self.history.reached_max_steps
         if cfg.checkpoint_dir and (not cfg.checkpoint_every or self.step % cfg.checkpoint_every):
-            self.save_checkpoint(self.epoch, self._position_after_fit())
+            self.save_checkpoint(
+                self.epoch,
+                position_after_fit(
+                    self.history.steps,
+                    self.epoch,
+                    self.history.reached_max_steps,
+                    self._steps_per_epoch,
+                ),
+            )
         self._emit("on_fit_end", self.history)
         return self.history
 
@@ -288,7 +305,7 @@ class DistillationEngine:
             with self._autocast():
                 out = self.student(batch)
             preds.append(out.logits.argmax(dim=-1))
-            labels.append(_labels(batch).to(self.device))
+            labels.append(checks.batch_labels(batch).to(self.device))
             domains.append(batch["domain"].to(self.device))
             if ensemble:
                 outs = self._teacher_outputs(batch)
@@ -297,7 +314,7 @@ class DistillationEngine:
                     ensemble_probs([o.logits for o in outs], w, self.label_maps).argmax(dim=-1)
                 )
         self.student.train(was_training)
-        names = list(domain_names or self.domain_names or _domain_names(dataset))
+        names = list(domain_names or self.domain_names or checks.dataset_domain_names(dataset))
         cat = lambda xs: all_gather_varlen(
             torch.cat(xs) if xs else torch.zeros(0, dtype=torch.long, device=self.device), self.dist
         )
@@ -314,30 +331,14 @@ class DistillationEngine:
             raise DistillError("save_checkpoint needs config.checkpoint_dir; set it to a folder")
         path = None
         if self.dist.is_main:
-            assert self.optimizer is not None and self.scheduler is not None
-            opt_tensors, opt_meta = ckpt.flatten_optimizer(self.optimizer.state_dict())
-            tensors = {
-                **{f"student/{k}": v for k, v in self.student.state_dict().items()},
-                **{f"loss/{k}": v for k, v in self.loss.state_dict().items()},
-                **opt_tensors,
-            }
-            meta = {
-                "world_size": self.dist.world_size,
-                "sampler_seed": self.config.seed,
-                "config": self.config.to_dict(),
-                "optimizer": opt_meta,
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "history": self.history.to_dict(),
-            }
-            path = ckpt.save_checkpoint(
-                self.config.checkpoint_dir,
+            path = save_state(
+                self._parts(),
+                self.config,
+                world_size=self.dist.world_size,
                 step=self.step,
                 epoch=epoch,
                 position=position,
-                tensors=tensors,
-                meta=meta,
-                keep=self.config.keep_checkpoints,
+                history=self.history.to_dict(),
             )
         barrier(self.dist)
         return path
@@ -365,11 +366,11 @@ class DistillationEngine:
             with self._autocast():
                 out = self.student(batch)
             teachers = self._teacher_outputs(batch, step=0)
-            fields = self._context_fields(batch, teachers, progress=0.0)
-        _check_student(out, self.label_maps)
+            ctx = self._context(batch, teachers, progress=0.0)
+        checks.check_student(out, self.label_maps)
         setup = getattr(self.loss, "setup", None)
         if callable(setup):
-            setup(LossContext(student=out, **fields))
+            setup(dataclasses.replace(ctx, student=out))
             self.loss.to(self.device)
         self.student.train()
         params = [p for m in (self.student, self.loss) for p in m.parameters() if p.requires_grad]
@@ -377,11 +378,8 @@ class DistillationEngine:
             raise DistillError(
                 "the student has no trainable parameters; unfreeze some before distilling"
             )
-        self.optimizer = _build_optimizer(params, self.config)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            LRFactor(self.config.scheduler, self.config.warmup_steps, self.total_steps),
-        )
+        self.optimizer = build_optimizer(params, self.config)
+        self.scheduler = build_scheduler(self.optimizer, self.config, self.total_steps)
         module: nn.Module = _StudentWithLoss(self.student, self.loss)
         if self.dist.is_distributed:
             module = DistributedDataParallel(
@@ -399,9 +397,9 @@ class DistillationEngine:
         batch = self._to_device(raw)
         progress = self.step / max(1, self.total_steps)
         teachers = self._teacher_outputs(batch, step=self.step + 1)
-        fields = self._context_fields(batch, teachers, progress)
+        ctx = self._context(batch, teachers, progress)
         with self._autocast():
-            loss, out = self._train_module(batch, fields)
+            loss, out = self._train_module(batch, ctx)
         if not bool(torch.isfinite(loss.detach())):
             raise DistillError(
                 f"the loss became {float(loss.detach())} at step {self.step + 1}; lower lr (now {cfg.lr}), "
@@ -420,7 +418,8 @@ class DistillationEngine:
         lr = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         self.step += 1
-        labels = fields["labels"]
+        labels = ctx.labels
+        assert labels is not None
         labelled = labels >= 0
         correct = (out.logits.detach().argmax(dim=-1) == labels) & labelled
         n_lab = int(labelled.sum())
@@ -428,8 +427,8 @@ class DistillationEngine:
             "loss": float(loss.detach()),
             "acc": float(correct.sum()) / n_lab if n_lab else math.nan,
             "lr": float(lr),
-            "temperature": float(fields["temperature"]),
-            "alpha": float(fields["alpha"]),
+            "temperature": float(ctx.temperature),
+            "alpha": float(ctx.alpha),
         }
         if grad_norm is not None:
             logs["grad_norm"] = float(grad_norm)  # before clipping
@@ -440,10 +439,11 @@ class DistillationEngine:
         )
         return logs, counts
 
-    def _context_fields(
+    def _context(
         self, batch: Mapping[str, Any], teachers: list[Any], progress: float
-    ) -> dict[str, Any]:
-        """Everything of the LossContext but the student output."""
+    ) -> LossContext:
+        """The batch's LossContext, T and α from the engine's schedules; the student output is
+        filled in by the train module (``student=None`` until then)."""
         domain = batch["domain"]
         logits = [o.logits for o in teachers]
         weights = align = None
@@ -452,22 +452,23 @@ class DistillationEngine:
                 weights = self.weighting(domain, logits)  # type: ignore[misc]
                 if self.alignment_weighting is not None:
                     align = self.alignment_weighting(domain, logits)
-            _check_weights(weights, len(teachers), domain.shape[0], "weighting")
+            checks.check_weights(weights, len(teachers), domain.shape[0], "weighting")
             if align is not None:
-                _check_weights(align, len(teachers), domain.shape[0], "alignment_weighting")
-        return {
-            "teachers": teachers,
-            "labels": _labels(batch).to(self.device),
-            "domain": domain,
-            "teacher_weights": weights,
-            "alignment_weights": align,
-            "label_maps": self.label_maps,
-            "temperature": self._temperature(progress),
-            "alpha": self._alpha(progress),
-            "task": batch.get("task"),
-            "step": self.step,
-            "progress": progress,
-        }
+                checks.check_weights(align, len(teachers), domain.shape[0], "alignment_weighting")
+        return LossContext(
+            student=None,
+            teachers=teachers,
+            labels=checks.batch_labels(batch).to(self.device),
+            domain=domain,
+            teacher_weights=weights,
+            alignment_weights=align,
+            label_maps=self.label_maps,
+            temperature=self.temperature_schedule(progress),
+            alpha=self.alpha_schedule(progress),
+            task=batch.get("task"),
+            step=self.step,
+            progress=progress,
+        )
 
     @torch.no_grad()
     def _teacher_outputs(self, batch: Mapping[str, Any], step: int | None = None) -> list[Any]:
@@ -476,26 +477,8 @@ class DistillationEngine:
         for t in self.teachers:
             with self._autocast():
                 o = t(batch)
-            outs.append(_as_float(o))
-        if not outs:
-            return outs
-        finite = torch.stack([torch.isfinite(o.logits).all() for o in outs]).tolist()
-        for o, ok, lmap, teacher in zip(outs, finite, self.label_maps, self.teachers):
-            name = getattr(teacher, "name", lmap.teacher)
-            if o.logits.dim() != 2 or o.logits.shape[-1] != lmap.num_teacher_labels:
-                raise DistillError(
-                    f"teacher '{name}' returned logits of shape {tuple(o.logits.shape)} but its label map lists "
-                    f"{lmap.num_teacher_labels} teacher labels; give the label map of this teacher's label set"
-                )
-            if not ok:
-                where = f" at step {step}" if step is not None else ""
-                bad = batch.get("index")
-                rows = (~torch.isfinite(o.logits)).any(dim=-1)
-                idx = bad[rows.to(bad.device)][:5].tolist() if isinstance(bad, Tensor) else "?"
-                raise DistillError(
-                    f"teacher '{name}' returned NaN/inf logits{where} (dataset indices {idx}); "
-                    "check its inputs and weights, or rebuild its cache"
-                )
+            outs.append(as_float(o))
+        checks.check_teacher_outputs(outs, self.teachers, self.label_maps, batch, step)
         return outs
 
     def _end_epoch(self, epoch: int, sums: Tensor, val_dataset: Dataset | None) -> None:
@@ -518,55 +501,10 @@ class DistillationEngine:
             summary = ", ".join(f"{k}={v:.4f}" for k, v in logs.items() if k.count("/") < 2)
             log.info("epoch %d/%d: %s", epoch + 1, self.config.epochs, summary)
 
-    def _resolve_resume(self, resume_from: str | Path | None) -> ckpt.TrainingState | None:
-        if resume_from is None:
-            return None
-        if str(resume_from) == "auto":
-            if not self.config.checkpoint_dir:
-                raise DistillError("resume_from='auto' needs config.checkpoint_dir")
-            newest = ckpt.latest_checkpoint(self.config.checkpoint_dir)
-            return None if newest is None else ckpt.load_checkpoint(newest)
-        return ckpt.load_checkpoint(resume_from)
-
-    def _restore(self, state: ckpt.TrainingState) -> tuple[int, int]:
-        """Put a checkpoint back; return ``(epoch, position)`` to continue from."""
+    def _parts(self) -> TrainingParts:
+        """The pieces a checkpoint saves and restores (after ``_setup`` built the optimiser)."""
         assert self.optimizer is not None and self.scheduler is not None
-        where = state.meta.get("tensor_file", "checkpoint")
-        if state.meta.get("world_size") != self.dist.world_size:
-            raise CheckpointError(
-                f"checkpoint '{where}' was written by {state.meta.get('world_size')} process(es) but this run has "
-                f"{self.dist.world_size}; resume with the same --nproc_per_node so the data order matches"
-            )
-        try:
-            self.student.load_state_dict(state.module_state("student"))
-            self.loss.load_state_dict(state.module_state("loss"))
-            self.optimizer.load_state_dict(
-                ckpt.unflatten_optimizer(state.tensors, state.meta["optimizer"])
-            )
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise CheckpointError(
-                f"checkpoint '{where}' does not fit this student/loss/optimiser: {exc}; "
-                "resume with the same model and loss that wrote it"
-            ) from None
-        self.scheduler.load_state_dict(state.meta["scheduler"])
-        self.scaler.load_state_dict(state.meta.get("scaler") or {})
-        hist = state.meta.get("history") or {}
-        self.history = History(
-            steps=list(hist.get("steps", [])), epochs=list(hist.get("epochs", []))
-        )
-        self.step = state.step
-        ckpt.restore_rng(state.tensors, state.meta["rng"])
-        log.info(
-            "resumed from step %d (epoch %d, batch %d)", state.step, state.epoch + 1, state.position
-        )
-        return state.epoch, state.position
-
-    def _position_after_fit(self) -> int:
-        return (
-            sum(1 for s in self.history.steps if s["epoch"] == self.epoch)
-            if self.history.reached_max_steps
-            else self._steps_per_epoch
-        )
+        return TrainingParts(self.student, self.loss, self.optimizer, self.scheduler, self.scaler)
 
     def _emit(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
@@ -574,164 +512,7 @@ class DistillationEngine:
                 getattr(cb, hook)(self, *args)
 
     def _autocast(self) -> Any:
-        return torch.autocast(
-            device_type=self.device.type,
-            dtype=self.amp_dtype or torch.float32,
-            enabled=self.amp_dtype is not None,
-        )
+        return autocast(self.device, self.amp_dtype)
 
     def _to_device(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            k: v.to(self.device, non_blocking=True) if isinstance(v, Tensor) else v
-            for k, v in batch.items()
-        }
-
-
-# ----------------------------------------------------------------------- helpers
-class LRFactor:
-    """LR multiplier per step: linear warm-up, then cosine / linear decay to 0, or constant.
-
-    A plain object (not a closure) so the scheduler's state stays JSON-serialisable.
-    """
-
-    def __init__(self, kind: str, warmup_steps: int, total_steps: int) -> None:
-        self.kind = kind
-        self.warmup_steps = warmup_steps
-        self.total_steps = max(1, total_steps)
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / (self.warmup_steps + 1)
-        if self.kind == "constant":
-            return 1.0
-        span = max(1, self.total_steps - self.warmup_steps)
-        t = min(1.0, (step - self.warmup_steps) / span)
-        if self.kind == "linear":
-            return 1.0 - t
-        return 0.5 * (1.0 + math.cos(math.pi * t))
-
-
-def _build_optimizer(params: list[nn.Parameter], cfg: EngineConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-        )
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def _make_schedule(kind: str, start: float, end: float | None, what: str) -> Schedule:
-    """A T/α schedule from the config fields (``end=None``: constant at ``start``)."""
-    if end is None or kind == "constant":
-        return build_schedule(float(start), what)
-    return build_schedule({"name": kind, "start": start, "end": end}, what)
-
-
-def _amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for ``config.amp`` on ``device``.
-
-    CUDA: ``auto`` → bf16 where supported, else fp16; ``bf16`` / ``fp16`` as asked.
-    CPU: ``auto`` and ``off`` run fp32 (CPU autocast rarely pays off for small models);
-    ``bf16`` runs CPU bf16 autocast; ``fp16`` is refused with a ConfigError, because
-    fp16 training needs a CUDA gradient scaler.
-    """
-    if amp == "off":
-        return None
-    if device.type == "cuda":
-        if amp == "auto":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if amp == "bf16" else torch.float16
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp == "fp16":
-        raise ConfigError(
-            f"engine config amp='fp16' needs a CUDA device but this run is on {device.type}; "
-            "use amp='bf16' (CPU bf16 autocast) or amp='off' on CPU"
-        )
-    return None
-
-
-def _frozen(module: nn.Module | None, device: torch.device) -> Any:
-    """Move a teacher/weighting to ``device``, eval mode, no gradients."""
-    if module is None:
-        return None
-    module.to(device).eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module
-
-
-def _check_label_maps(teachers: Sequence[nn.Module], label_maps: Sequence[LabelMap]) -> None:
-    if len(label_maps) != len(teachers):
-        raise DistillError(
-            f"the engine got {len(teachers)} teachers but {len(label_maps)} label maps; "
-            "give exactly one LabelMap per teacher, in the same order"
-        )
-    for teacher, lmap in zip(teachers, label_maps):
-        name = getattr(teacher, "name", lmap.teacher)
-        n = getattr(teacher, "num_labels", None)
-        if isinstance(n, int) and n != lmap.num_teacher_labels:
-            raise DistillError(
-                f"teacher '{name}' predicts {n} labels but its label map lists {lmap.num_teacher_labels} "
-                f"teacher labels {list(lmap.teacher_labels)}; build the label map from this teacher's label set"
-            )
-    students = {lm.student_labels for lm in label_maps}
-    if len(students) > 1:
-        raise DistillError(
-            f"the label maps target different student label sets {sorted(map(list, students))}; "
-            "map every teacher into the same student labels"
-        )
-
-
-def _check_student(out: Any, label_maps: Sequence[LabelMap]) -> None:
-    if not label_maps:
-        return
-    n = label_maps[0].num_student_labels
-    if out.logits.dim() != 2 or out.logits.shape[-1] != n:
-        raise DistillError(
-            f"the student returned logits of shape {tuple(out.logits.shape)} but the label maps have {n} "
-            f"student labels {list(label_maps[0].student_labels)}; give the student {n} outputs"
-        )
-
-
-def _check_weights(w: Tensor, t: int, b: int, who: str) -> None:
-    if w.shape != (b, t):
-        raise DistillError(
-            f"{who} returned teacher weights of shape {tuple(w.shape)}; expected [{b}, {t}] "
-            "(one row per sample, one column per teacher)"
-        )
-    if not bool(torch.isfinite(w).all() & (w >= 0).all()):
-        raise DistillError(
-            f"{who} returned negative or NaN/inf teacher weights (min {float(w.min()):.4g}); "
-            "teacher weights must be finite and ≥ 0 (rows summing to 1, e.g. a softmax)"
-        )
-
-
-def _labels(batch: Mapping[str, Any]) -> Tensor:
-    labels = batch.get("labels", batch.get("label"))
-    if not isinstance(labels, Tensor):
-        raise DistillError(
-            f"a batch has no 'labels' tensor (keys: {sorted(batch)}); use a kgkd collator "
-            "(ImageCollator / TextCollator) or give -1 labels for unlabelled data"
-        )
-    return labels.long()
-
-
-def _as_float(out: Any) -> Any:
-    """Teacher output with fp32 logits/features (caches may store fp16)."""
-    logits = out.logits.float()
-    features = {
-        k: v.float() if v.is_floating_point() else v for k, v in (out.features or {}).items()
-    }
-    if dataclasses.is_dataclass(out):
-        return dataclasses.replace(out, logits=logits, features=features)
-    return type(out)(logits, features)
-
-
-def _domain_names(dataset: Any) -> list[str]:
-    names = getattr(dataset, "domain_names", None)
-    if isinstance(names, (list, tuple)):
-        return list(names)
-    name = getattr(dataset, "name", None)
-    if isinstance(name, str):
-        return [f"domain_{i}" for i in range(getattr(dataset, "domain_id", 0))] + [name]
-    return []
+        return to_device(batch, self.device)

@@ -100,20 +100,6 @@ def ensemble_probs(
     return mix
 
 
-@torch.no_grad()
-def ensemble_predict(
-    teachers: Sequence[nn.Module],
-    weighting: nn.Module,
-    label_maps: Sequence[LabelMap],
-    batch: Mapping[str, Any],
-    temperature: float = 1.0,
-) -> Tensor:
-    """Run the teachers on ``batch`` and return the weighted ensemble's probabilities ``[B, C_s]``."""
-    logits = [t(batch).logits.float() for t in teachers]
-    weights = weighting(batch["domain"], logits)
-    return ensemble_probs(logits, weights, label_maps, temperature)
-
-
 # ------------------------------------------------------------------ compression
 def size_on_disk(module: nn.Module) -> int:
     """Bytes of the module's weights saved as safetensors (written to a temp folder)."""

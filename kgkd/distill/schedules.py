@@ -113,3 +113,10 @@ def build_schedule(spec: float | Schedule | Mapping[str, Any], what: str = "sche
     if missing:
         raise ConfigError(f"{what}: schedule '{name}' needs option(s) {', '.join(missing)}")
     return cls(**options)
+
+
+def schedule_from_fields(kind: str, start: float, end: float | None, what: str) -> Schedule:
+    """A T/α schedule from ``EngineConfig`` fields (``end=None`` or ``constant``: stays at ``start``)."""
+    if end is None or kind == "constant":
+        return build_schedule(float(start), what)
+    return build_schedule({"name": kind, "start": start, "end": end}, what)

@@ -2,9 +2,11 @@
 
 A recipe config has seven sections (graph, data, teachers, signals, student,
 distill, output). ``load_config`` reads a YAML file with ``yaml.safe_load`` and
-builds :class:`RecipeConfig`; every key is checked against the dataclass fields,
-so a typo such as ``distill.engine.epohcs`` fails at load time with the dotted
-path and the closest valid key, not forty minutes into a run. ``--set a.b=c``
+builds :class:`RecipeConfig` with :func:`kgkd.utils.typed_config.from_mapping`; every
+key is checked against the dataclass fields, so a typo such as ``distill.engine.epohcs``
+fails at load time with the dotted path and the closest valid key, not forty minutes
+into a run. ``distill.engine`` becomes the engine's typed ``EngineConfig`` right here,
+once; the run hands that object on. ``--set a.b=c``
 overrides are parsed with ``yaml.safe_load`` too, so ``--set data.train_limit=50``
 is an int and ``--set teachers.names=[a,b]`` a list.
 
@@ -17,17 +19,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Literal
 
 import yaml
 
+from kgkd.distill.config import EngineConfig
 from kgkd.errors import ConfigError, ConfigValueError
 from kgkd.utils.suggest import suggestion
+from kgkd.utils.typed_config import describe, from_mapping
 
 __all__ = [
     "CONFIG_DIR",
@@ -136,12 +138,13 @@ class SignalsConfig:
 class StudentConfig:
     """The compact student.
 
-    ``kind`` is ``text`` or ``digit``; ``params`` its constructor kwargs. ``label_set``
-    names the graph label set the student predicts (default: the graph's student
-    node, else the one label set every domain shares).
+    ``kind`` is a student architecture registered in ``kgkd.models.students.STUDENTS``
+    (``text``, ``digit``, ...; checked at load time); ``params`` its constructor kwargs.
+    ``label_set`` names the graph label set the student predicts (default: the graph's
+    student node, else the one label set every domain shares).
     """
 
-    kind: Literal["text", "digit"] = "text"
+    kind: str = "text"
     label_set: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -168,24 +171,21 @@ class FeatureAlignmentConfig:
 class DistillConfig:
     """The distillation loss and the engine settings.
 
-    ``engine`` is the engine's own ``EngineConfig`` as a mapping; it is checked with
-    ``EngineConfig.from_dict`` when the config is loaded, so its typos fail early too.
-    ``feature_alignment`` (off by default) adds KG-weighted feature alignment.
+    ``engine`` is the engine's own typed :class:`~kgkd.distill.config.EngineConfig`,
+    built and validated once when the config is loaded (errors name
+    ``distill.engine.<key>``); it is the single owner of temperature and α, so
+    ``loss_params`` may not set them. ``feature_alignment`` (off by default) adds
+    KG-weighted feature alignment.
     """
 
     loss: str = "combined"
     loss_params: dict[str, Any] = field(default_factory=dict)
-    engine: dict[str, Any] = field(default_factory=dict)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     feature_alignment: FeatureAlignmentConfig = field(default_factory=FeatureAlignmentConfig)
 
-    def engine_config(self) -> Any:
-        """Build the engine's ``EngineConfig`` from ``engine`` (errors name ``distill.engine``)."""
-        from kgkd.distill.config import EngineConfig
-
-        try:
-            return EngineConfig.from_dict(dict(self.engine))
-        except ConfigError as exc:
-            raise ConfigError(f"distill.engine: {exc}") from None
+    def engine_config(self) -> EngineConfig:
+        """The engine's ``EngineConfig`` (built once at load time; not rebuilt)."""
+        return self.engine
 
 
 @dataclass
@@ -226,131 +226,45 @@ class RecipeConfig:
 
 
 # --------------------------------------------------------------------------- building
-C = TypeVar("C")
+#: Loss options owned by the engine's schedule (``distill.engine.<key>``), never by a loss.
+_ENGINE_OWNED = ("temperature", "alpha")
 
 
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is not None:
-        args = ", ".join(_type_name(a) for a in typing.get_args(tp))
-        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
-    if tp is type(None):
-        return "null"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _describe(value: Any) -> str:
-    return f"{value!r} ({type(value).__name__})"
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against annotation ``tp``; return it (ints widen to float)."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, Mapping):
-            raise ConfigValueError(f"config key '{key}' must be a mapping of {tp.__name__} settings, got {_describe(value)}", key)
-        return _build(tp, value, key)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigValueError(f"config key '{key}' must be {_type_name(tp)}, got {_describe(value)}", key)
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            hint = suggestion(value, allowed)
-            raise ConfigValueError(f"config key '{key}' must be one of {list(allowed)}, got {value!r}.{hint}", key)
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigValueError(f"config key '{key}' must be a list ({_type_name(tp)}), got {_describe(value)}", key)
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigValueError(f"config key '{key}' must be a mapping, got {_describe(value)}", key)
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigValueError(f"config key '{key}' must be true or false, got {_describe(value)}", key)
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigValueError(f"config key '{key}' must be an integer, got {_describe(value)}", key)
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigValueError(f"config key '{key}' must be a number, got {_describe(value)}", key)
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigValueError(f"config key '{key}' must be a string, got {_describe(value)}", key)
-        return value
-    raise ConfigError(f"config key '{key}' has an unsupported type {_type_name(tp)}")  # pragma: no cover
-
-
-def _build(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:
-    """Build dataclass ``cls`` from ``data``; unknown keys get the closest valid key."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
-            hint = suggestion(key, names, _KEY_ALIASES, cutoff=0.5, prefix=f"{prefix}." if prefix else "")
-            raise ConfigValueError(
-                f"unknown config key '{dotted}'.{hint} Valid keys"
-                f"{' under ' + repr(prefix) if prefix else ''}: {', '.join(names)}",
-                dotted,
-            )
-        kwargs[key] = _coerce(value, hints[key], dotted)
-    return cls(**kwargs)
-
-
-def config_from_dict(data: Mapping[str, Any], *, check_engine: bool = True) -> RecipeConfig:
+def config_from_dict(data: Mapping[str, Any]) -> RecipeConfig:
     """Build and check a :class:`RecipeConfig` from a plain mapping."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"a recipe config must be a mapping of sections, got {_describe(data)}")
-    cfg = _build(RecipeConfig, data)
-    if check_engine:
-        try:
-            cfg.distill.engine_config()
-        except ImportError:  # engine not installed: checked again when the run starts
-            pass
-        except ConfigError as exc:
-            raise ConfigValueError(str(exc), _engine_culprit(cfg.distill.engine)) from None
+        raise ConfigError(f"a recipe config must be a mapping of sections, got {describe(data)}")
+    cfg = from_mapping(RecipeConfig, data, aliases=_KEY_ALIASES)
+    _check_student_kind(cfg.student.kind)
+    _check_loss_params(cfg.distill.loss_params, "distill.loss_params")
     return cfg
 
 
-def _engine_culprit(engine: Mapping[str, Any]) -> str:
-    """The dotted key of the ``distill.engine`` option that makes it invalid (the section if several)."""
-    from kgkd.distill.config import EngineConfig
+def _check_student_kind(kind: str) -> None:
+    """``student.kind`` must name an architecture in the ``STUDENTS`` registry."""
+    from kgkd.models.students import STUDENTS
 
-    names = {f.name for f in dataclasses.fields(EngineConfig)}
-    for key in engine:
-        if key not in names:
-            return f"distill.engine.{key}"
-    for key in engine:  # the one option whose removal makes the rest valid
-        try:
-            EngineConfig.from_dict({k: v for k, v in engine.items() if k != key})
-        except ConfigError:
-            continue
-        return f"distill.engine.{key}"
-    return "distill.engine"
+    if kind not in STUDENTS:
+        names = STUDENTS.names()
+        raise ConfigValueError(
+            f"config key 'student.kind' must be one of {names} (the registered student "
+            f"architectures), got {kind!r}.{suggestion(kind, names)}",
+            "student.kind",
+        )
+
+
+def _check_loss_params(node: Any, key: str) -> None:
+    """Refuse ``temperature`` / ``alpha`` anywhere in the loss options: the engine schedules them."""
+    items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else ()
+    for name, value in items:
+        dotted = f"{key}.{name}" if isinstance(node, Mapping) else f"{key}[{name}]"
+        if isinstance(node, Mapping) and name in _ENGINE_OWNED:
+            raise ConfigValueError(
+                f"config key '{dotted}': losses take no {name}; the engine's schedule owns it. "
+                f"Set distill.engine.{name} (and {name}_end / {name}_schedule to anneal it) instead",
+                dotted,
+            )
+        _check_loss_params(value, dotted)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
@@ -385,7 +299,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
                 child = node[part] = {}
             if not isinstance(child, dict):
                 raise ConfigError(
-                    f"override '{text}': '{'.'.join(path[: i + 1])}' is {_describe(child)}, not a section"
+                    f"override '{text}': '{'.'.join(path[: i + 1])}' is {describe(child)}, not a section"
                 )
             node = child
         node[path[-1]] = value

@@ -19,6 +19,9 @@ from kgkd.errors import ConfigError, DistillError
 from kgkd.utils.registry import Registry
 from kgkd.utils.suggest import suggestion
 
+#: Options owned by the engine's schedule (``LossContext.temperature`` / ``.alpha``), never by a loss.
+ENGINE_OWNED = ("temperature", "alpha")
+
 #: Losses by name: ``LOSSES.get("kd")`` → class; build one with :func:`build_loss`.
 LOSSES: Registry[type[DistillLoss]] = Registry("loss")
 
@@ -70,6 +73,12 @@ def check_kwargs(name: str, cls: type, kwargs: Mapping[str, Any]) -> None:
         return
     accepted = [p for p in params if p != "self"]
     for key in kwargs:
+        if key in ENGINE_OWNED and key not in accepted:
+            raise ConfigError(
+                f"loss '{name}' takes no '{key}': the engine's schedule owns it and every loss reads "
+                f"ctx.{key}. Set EngineConfig.{key} (recipe key distill.engine.{key}; "
+                f"{key}_end / {key}_schedule anneal it) instead"
+            )
         if key not in accepted:
             hint = suggestion(key, accepted)
             raise ConfigError(

@@ -50,7 +50,8 @@ class CombinedLoss(DistillLoss):
         alpha = float(ctx.alpha)
         if not 0.0 <= alpha <= 1.0:
             raise DistillError(
-                f"combined loss: alpha must be in [0, 1], got {alpha}; check the alpha schedule"
+                f"combined loss: alpha must be in [0, 1], got {alpha}; set it with the engine's alpha "
+                "schedule (EngineConfig.alpha / distill.engine.alpha)"
             )
         kd = self.kd.per_sample(ctx)
         ce, labelled = ce_per_sample(ctx, self.label_smoothing)

@@ -13,25 +13,23 @@ from torch import Tensor
 from kgkd.distill.context import LossContext
 from kgkd.distill.losses.base import LOSSES, DistillLoss
 from kgkd.distill.losses.functional import kl_per_sample, masked_log_softmax, teacher_probs
-from kgkd.distill.losses.multi_teacher_kd import label_map_for, resolve_temperature
+from kgkd.distill.losses.multi_teacher_kd import context_temperature, label_map_for
 from kgkd.errors import ConfigError, DistillError
 
 
 @LOSSES.register("kd")
 class KDLoss(DistillLoss):
-    """Single-teacher KD at temperature T, scaled by T².
+    """Single-teacher KD at temperature T (``ctx.temperature``, scheduled by the engine), scaled by T².
 
     Args:
         teacher: which teacher of ``ctx.teachers`` to distil from.
-        temperature: fixed temperature; ``None`` reads ``ctx.temperature``.
     """
 
-    def __init__(self, teacher: int = 0, temperature: float | None = None) -> None:
+    def __init__(self, teacher: int = 0) -> None:
         super().__init__()
         if teacher < 0:
             raise ConfigError(f"kd: teacher index must be >= 0, got {teacher}")
         self.teacher = teacher
-        self.temperature = temperature
 
     def per_sample(self, ctx: LossContext) -> Tensor:
         if self.teacher >= ctx.num_teachers:
@@ -39,7 +37,7 @@ class KDLoss(DistillLoss):
                 f"kd: teacher index {self.teacher} is out of range, the batch has {ctx.num_teachers} "
                 "teacher output(s); use multi_teacher_kd for several teachers"
             )
-        temperature = resolve_temperature(self.temperature, ctx)
+        temperature = context_temperature(ctx)
         student = ctx.student.logits
         p, covered = teacher_probs(
             ctx.teachers[self.teacher].logits,

@@ -37,12 +37,13 @@ from kgkd.errors import ConfigError, DistillError
 OBJECTIVES = ("mixture", "sum")
 
 
-def resolve_temperature(override: float | None, ctx: LossContext) -> float:
-    """``override`` if given, else the context's (scheduled) temperature; must be > 0."""
-    temperature = float(ctx.temperature if override is None else override)
+def context_temperature(ctx: LossContext) -> float:
+    """The context's temperature, scheduled by the engine (its only owner); must be > 0."""
+    temperature = float(ctx.temperature)
     if not temperature > 0:
         raise DistillError(
-            f"distillation temperature must be > 0, got {temperature}; check the temperature schedule"
+            f"distillation temperature must be > 0, got {temperature}; set it with the engine's "
+            "temperature schedule (EngineConfig.temperature / distill.engine.temperature)"
         )
     return temperature
 
@@ -63,24 +64,22 @@ def label_map_for(ctx: LossContext, index: int):
 class MultiTeacherKDLoss(DistillLoss):
     """Weighted multi-teacher KD across label spaces (see module docstring).
 
+    The temperature is ``ctx.temperature``, scheduled by the engine.
+
     Args:
         objective: ``"mixture"`` (default) or ``"sum"``.
-        temperature: fixed temperature; ``None`` reads ``ctx.temperature`` (scheduled).
     """
 
-    def __init__(
-        self, objective: Literal["mixture", "sum"] = "mixture", temperature: float | None = None
-    ) -> None:
+    def __init__(self, objective: Literal["mixture", "sum"] = "mixture") -> None:
         super().__init__()
         if objective not in OBJECTIVES:
             raise ConfigError(
                 f"multi_teacher_kd: objective must be one of {OBJECTIVES}, got '{objective}'"
             )
         self.objective = objective
-        self.temperature = temperature
 
     def per_sample(self, ctx: LossContext) -> Tensor:
-        temperature = resolve_temperature(self.temperature, ctx)
+        temperature = context_temperature(ctx)
         weights = ctx.weights().float()
         student = ctx.student.logits
         num_labels = student.shape[-1]
