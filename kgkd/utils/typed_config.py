@@ -109,6 +109,16 @@ def coerce(
             coerce(v, item_tp, f"{key}[{i}]", what=what, aliases=aliases)
             for i, v in enumerate(value)
         ]
+    if origin is tuple or tp is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigValueError(
+                f"{label} must be a list ({type_name(tp)}), got {describe(value)}", key
+            )
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis] or [Any]
+        return tuple(
+            coerce(v, args[0] if len(args) == 1 else args[i], f"{key}[{i}]", what=what, aliases=aliases)
+            for i, v in enumerate(value)
+        )
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigValueError(f"{label} must be a mapping, got {describe(value)}", key)

@@ -28,6 +28,7 @@ from kgkd.models.checkpoint import (
     write_json,
 )
 from kgkd.utils.registry import Registry
+from kgkd.utils.typed_config import coerce
 
 #: Student architectures by name (``"text"``, ``"digit"``).
 STUDENTS: Registry[type[Student]] = Registry("student architecture")
@@ -36,6 +37,9 @@ FORMAT_VERSION = 1
 
 def config_from_dict(config_cls: type, values: dict[str, Any], where: str) -> Any:
     """Build the dataclass ``config_cls`` from ``values``, checking keys and value types.
+
+    Values go through the shared coercer (:func:`kgkd.utils.typed_config.coerce`), so a
+    student's ``config.json`` is checked by the same rules as recipe and engine configs.
 
     Raises:
         ConfigError: unknown key, missing required key or wrong type (message names ``where``
@@ -50,37 +54,11 @@ def config_from_dict(config_cls: type, values: dict[str, Any], where: str) -> An
                and f.default_factory is dataclasses.MISSING]  # fmt: skip
     if missing:
         raise ConfigError(f"{where}: missing required key(s) {missing}")
-    out: dict[str, Any] = {}
-    for name, value in values.items():
-        out[name] = _coerce(value, hints[name], f"{where}: key '{name}'")
+    try:
+        out = {name: coerce(value, hints[name], name) for name, value in values.items()}
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     return config_cls(**out)
-
-
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin is tuple or hint is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
-        args = typing.get_args(hint)
-        item = args[0] if args else Any
-        return tuple(_coerce(v, item, where) for v in value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true/false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {value!r}")
-        return value
-    return value
 
 
 class Student(nn.Module):
