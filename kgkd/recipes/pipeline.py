@@ -157,7 +157,7 @@ def run_config(cfg: RecipeConfig) -> RecipeResult:
     return RecipeResult(cfg, out, files["student"], ws.metrics, ws.weights, clock.timings, files)
 
 
-#: Recipe name (``recipe:`` key of a config) → its ``run`` function; recipe modules register here.
+#: Recipe name (``recipe:`` key of a config) → its ``run`` function; the shipped ones come from ``catalog``.
 RECIPES: Registry[Callable[..., RecipeResult]] = Registry("recipe")
 
 _KIND_OF_MODALITY = {"text": "text", "image": "digit"}
@@ -178,3 +178,13 @@ def run_recipe(
             f"{expect_modality} teachers; set student.kind={_KIND_OF_MODALITY[expect_modality]}"
         )
     return run_config(cfg)
+
+
+def _register_shipped() -> None:
+    from kgkd.recipes.catalog import SHIPPED_RECIPES
+
+    for recipe in SHIPPED_RECIPES:
+        RECIPES.register(recipe.name)(recipe.run)
+
+
+_register_shipped()
