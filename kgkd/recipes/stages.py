@@ -150,16 +150,17 @@ def load_data(ws: Workspace) -> None:
 
 
 def make_collators(ws: Workspace) -> None:
-    """Teacher and student collators for the modality."""
-    from kgkd.data import ImageCollator, TextCollator, load_minilm_tokenizer
+    """Each teacher's collator from the teacher itself; the student's from the student once it is built."""
+    from kgkd.recipes.teachers import teacher_collator
 
-    if ws.modality == "text":
-        tok = load_minilm_tokenizer()
-        ws.teacher_collate = TextCollator(tok, ws.cfg.data.max_length)
-        ws.student_collate = TextCollator(tok, ws.cfg.data.max_length)
-    else:
-        ws.teacher_collate = ImageCollator(size=ws.cfg.data.image_size)
-        ws.student_collate = ImageCollator(size=ws.cfg.data.image_size)
+    ws.teacher_collates = [teacher_collator(t, ws.cfg) for t in ws.teachers]
+    if ws.student is not None:
+        ws.student_collate = student_collator(ws.student, ws.cfg)
+
+
+def student_collator(student: Any, cfg: RecipeConfig) -> Any:
+    """``student``'s own collator at the recipe's ``data.max_length`` / ``data.image_size``."""
+    return student.collator(max_length=cfg.data.max_length, image_size=cfg.data.image_size)
 
 
 def prepare_teachers(ws: Workspace) -> None:
@@ -168,6 +169,7 @@ def prepare_teachers(ws: Workspace) -> None:
 
     ws.teachers = [obtain_teacher(name, ws.kg, ws.cfg, ws.show_progress) for name in ws.cfg.teachers.names]
     ws.label_maps = [ws.kg.label_map(t.name, ws.label_set) for t in ws.teachers]
+    make_collators(ws)
 
 
 def cache_outputs(ws: Workspace) -> None:
@@ -249,22 +251,25 @@ def fit_weights(ws: Workspace) -> None:
         **ws.cfg.signals.params,
     )
     ws.weight_table = ws.signals.weights(ws.domains).detach().float()
+    from kgkd.signals.engine_adapter import FittedSignalsMethod
+
+    fitted = FittedSignalsMethod(ws.signals)  # this fit is the run's ``kg_gnn`` method: no second fit
+    ws.methods[fitted.name] = fitted
 
 
 def build_student(ws: Workspace) -> Any:
     """A fresh student over the student label set (text: vocabulary from the training texts)."""
     from kgkd.models.students import DigitStudent, DigitStudentConfig, TextStudent
+    from kgkd.models.students.base import student_tokenizer
 
     params = dict(ws.cfg.student.params)
     if ws.cfg.student.kind == "text":
         if ws.modality != "text":
             raise ConfigError("student.kind is 'text' but the domains hold images; set student.kind=digit")
-        from kgkd.data import load_minilm_tokenizer
-
         texts = [ds.texts[i] for ds in ws.data["train"].datasets for i in range(len(ds))]
         params.setdefault("max_length", ws.cfg.data.max_length)
         params.setdefault("init_from_teacher", True)
-        return TextStudent.from_texts(texts, load_minilm_tokenizer(), label_names=ws.student_labels, **params)
+        return TextStudent.from_texts(texts, student_tokenizer(), label_names=ws.student_labels, **params)
     if ws.modality != "image":
         raise ConfigError("student.kind is 'digit' but the domains hold text; set student.kind=text")
     params.setdefault("input_size", ws.cfg.data.image_size)
@@ -281,33 +286,29 @@ def signal_options(cfg: RecipeConfig) -> dict[str, Any]:
 
 
 def method(ws: Workspace, name: str, target: str | None = None) -> Any:
-    """The weighting method ``name`` fitted on the source domains' validation outputs (memoised).
+    """The ``WEIGHTINGS`` method ``name`` fitted on the source domains' validation outputs (memoised).
 
-    ``kg_gnn`` is the run's own fitted GNN signals; ``kg`` (the safe default) and every
-    other method are fitted here; the oracle is fitted per ``target`` domain.
+    A method that reads target labels (the oracle, an upper bound) is fitted per ``target``.
+    The signals stage already put its fitted GNN in ``ws.methods`` under the name it
+    stands for, so that one is never fitted twice.
     """
-    from kgkd.recipes.weightings import FittedKG, fit_method
+    from kgkd.recipes.weightings import fit_method
+    from kgkd.signals import WEIGHTINGS
 
-    key = f"{name}@{target}" if name == "oracle" else name
+    key = f"{name}@{target}" if WEIGHTINGS.get(name).uses_target_labels else name
     if key not in ws.methods:
-        if name == "kg_gnn":
-            ws.methods[key] = FittedKG(ws.signals)
-        else:
-            options = {k: v for k, v in signal_options(ws.cfg).items() if not (name == "no_graph" and k == "encoder")}
-            ws.methods[key] = fit_method(
-                name, ws.kg, ws.val_probs, ws.val_labels, ws.cfg.data.source_domains,
-                [t.name for t in ws.teachers], options, target=target,
-            )  # fmt: skip
+        ws.methods[key] = fit_method(
+            name, ws.kg, ws.val_probs, ws.val_labels, ws.cfg.data.source_domains,
+            [t.name for t in ws.teachers], signal_options(ws.cfg), target=target,
+        )  # fmt: skip
     return ws.methods[key]
 
 
 def make_weighting(name: str, ws: Workspace) -> Any:
     """The engine's ``TeacherWeighting`` for method ``name`` over ``ws.domains``."""
-    if name == "kg_gnn":
-        return ws.signals.as_weighting(ws.domains, ws.label_maps)
-    from kgkd.recipes.weightings import MethodWeighting
+    from kgkd.signals.engine_adapter import engine_weighting
 
-    return MethodWeighting(method(ws, name), ws.domains, ws.label_maps)
+    return engine_weighting(method(ws, name), ws.domains, ws.label_maps)
 
 
 def distil(ws: Workspace) -> None:
@@ -322,16 +323,17 @@ def distil(ws: Workspace) -> None:
     if cfg.device != "auto":
         engine_cfg = engine_cfg.replace(device=cfg.device)
     ws.student = build_student(ws)
+    ws.student_collate = student_collator(ws.student, cfg)
     loss = build_loss(cfg.distill.loss, **cfg.distill.loss_params)
     weighting = make_weighting(cfg.signals.weighting, ws)
-    if cfg.signals.weighting == "kg":  # report the weights the student is distilled with, and why
-        from kgkd.signals.safe import domain_weights_from_choice
+    # report the weights the student is distilled with (when the method has a per-domain table), and why
+    from kgkd.signals.engine_adapter import decision, domain_table
 
-        choice = method(ws, "kg").to_json()
-        ws.kg_choice = choice["decision"]
-        table = domain_weights_from_choice(ws.kg, choice, ws.domains)
-        if table is not None:
-            ws.weight_table = table
+    chosen = method(ws, cfg.signals.weighting)
+    ws.kg_choice = decision(chosen)
+    table = domain_table(chosen, ws.kg, ws.domains)
+    if table is not None:
+        ws.weight_table = table
     align = None
     fa = cfg.distill.feature_alignment
     if fa.weight > 0:  # KG alignment weights + cached teacher features into the feature loss
@@ -353,11 +355,6 @@ def evaluate_stage(ws: Workspace) -> None:
     ws.evaluation = evaluate(ws)
 
 
-def _load_data_and_collate(ws: Workspace) -> None:
-    load_data(ws)
-    make_collators(ws)
-
-
 @dataclass(frozen=True)
 class Stage:
     """One named pipeline step: what it logs (``what(ws)``) and the function that runs it."""
@@ -370,7 +367,7 @@ class Stage:
 #: The pipeline in order (``prepare(config, until=name)`` runs up to and including ``name``).
 STAGES: tuple[Stage, ...] = (
     Stage("graph", lambda ws: f"loading graph '{ws.cfg.graph.path}'", open_graph),
-    Stage("data", lambda ws: f"loading {len(ws.domains)} domains", _load_data_and_collate),
+    Stage("data", lambda ws: f"loading {len(ws.domains)} domains", load_data),
     Stage("teachers", lambda ws: f"preparing teachers {', '.join(ws.cfg.teachers.names)}", prepare_teachers),
     Stage("cache", lambda ws: "caching teacher outputs", cache_outputs),
     Stage("signals", lambda ws: f"fitting teacher weights from the graph ({ws.cfg.signals.encoder})", fit_weights),
