@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kgkd.recipes.stages import mapped_probs, method
+from kgkd.recipes.stages import mapped_probs, method, student_collator
 from kgkd.recipes.workspace import Workspace
 
 __all__ = ["evaluate", "mean_accuracy", "student_predictions"]
@@ -33,7 +33,8 @@ def evaluate(ws: Workspace) -> dict[str, Any]:
     test = ws.views["test"]
     labels, domains = torch.as_tensor(test.labels), torch.as_tensor(test.domains)
     names = [t.name for t in ws.teachers]
-    student = per_domain_metrics(student_predictions(ws.student, test, ws.student_collate), labels, domains, ws.domains)
+    collate = student_collator(ws.student, ws.cfg)  # whichever student ws holds reads its own inputs
+    student = per_domain_metrics(student_predictions(ws.student, test, collate), labels, domains, ws.domains)
     probs = mapped_probs(ws.caches["test"], ws.label_maps, len(test))
     stacked = torch.stack(probs, dim=1)  # [N, T, C]
     ensembles: dict[str, dict[str, Any]] = {}
