@@ -96,26 +96,14 @@ def with_changes(cfg: RecipeConfig, **sections: dict[str, Any]) -> RecipeConfig:
 
 
 def prepare(cfg: RecipeConfig) -> tuple[P.Workspace, dict[str, float]]:
-    """Run the recipe stages up to fitted signals (the same stages and order as ``run_config``)."""
-    ws = P.Workspace(cfg=cfg, out=cfg.output_dir(), show_progress=cfg.output.show_progress)
-    seed_everything(cfg.seed)
-    clock = P.Stopwatch()
-    with clock.stage("graph", f"loading graph '{cfg.graph.path}'"):
-        ws.kg = P.load_graph(cfg)
-        ws.domains = P._check_domains(ws.kg, cfg)
-        ws.held_out = list(cfg.data.target_domains)
-        ws.label_set = P.student_label_set(ws.kg, cfg, ws.domains)
-        ws.student_labels = tuple(ws.kg.label_set(ws.label_set).labels)
-    with clock.stage("data", f"loading {len(ws.domains)} domains"):
-        P.load_data(ws)
-        P.make_collators(ws)
-    with clock.stage("teachers", "preparing teachers"):
-        P.prepare_teachers(ws)
-    with clock.stage("cache", "caching teacher outputs"):
-        P.cache_outputs(ws)
-    with clock.stage("signals", "fitting teacher weights from the graph"):
-        P.fit_weights(ws)
-    return ws, dict(clock.timings)
+    """Run the recipe stages up to fitted signals (``kgkd.recipes.prepare``, as ``run_config`` runs them)."""
+    ws = P.prepare(cfg, until="signals")
+    return ws, dict(ws.timings)
+
+
+def model_collator(model: Any, cfg: RecipeConfig) -> Any:
+    """``model``'s own collator (teacher or student) at the recipe's ``max_length`` / ``image_size``."""
+    return model.collator(max_length=cfg.data.max_length, image_size=cfg.data.image_size)
 
 
 def distil_student(ws: P.Workspace, weighting: str) -> tuple[Any, float]:

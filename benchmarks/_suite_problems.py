@@ -52,7 +52,7 @@ class Problem:
     train_dataset: Any = None  # items in the order of probs["train"] (domain by domain)
     test_items: dict[str, Any] = field(default_factory=dict)  # domain → its test dataset (student scoring)
     make_student: Callable[[], Any] | None = None
-    student_collate: Any = None
+    collate_options: dict[str, Any] = field(default_factory=dict)  # max_length / image_size of student.collator()
     engine: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -117,18 +117,16 @@ def text11(scale: str, seed: int) -> Problem:
     train = MultiDomainDataset([data["train"][d] for d in domains], split="train")
 
     def make_student() -> Any:
-        from kgkd.data import load_minilm_tokenizer
         from kgkd.models.students import TextStudent
+        from kgkd.models.students.base import student_tokenizer
 
         texts = [t for d in domains for t in data["train"][d].texts]
-        return TextStudent.from_texts(texts, load_minilm_tokenizer(), label_names=SENTIMENT_LABELS,
+        return TextStudent.from_texts(texts, student_tokenizer(), label_names=SENTIMENT_LABELS,
                                       max_length=128, init_from_teacher=True)
-
-    from kgkd.data import TextCollator, load_minilm_tokenizer
 
     return Problem(
         "text11", kg, domains, list(domains), list(models), teacher_domains, SENTIMENT_LABELS, probs, labels,
-        feats, train, dict(data["test"]), make_student, TextCollator(load_minilm_tokenizer(), 128),
+        feats, train, dict(data["test"]), make_student, {"max_length": 128},
         {"epochs": 1 if scale == "smoke" else 2, "batch_size": 32, "lr": 2e-3, "temperature": 2.0, "alpha": 1.0},
         [(f"per domain: train {limits['train']} (teachers use a seeded 80 %), val {limits['val']}, "
          f"test {limits['test']}; data subsets fixed (seed 0), the seed varies teachers, classifiers and students"),
@@ -164,7 +162,7 @@ def _from_workspace(name: str, ws: Any, targets: Sequence[str], engine: dict[str
 
     test_items = dict(zip(ws.domains, ws.data["test"].datasets))
     return Problem(name, ws.kg, list(ws.domains), list(targets), teachers, t_domains, tuple(student_labels), probs,
-                   labels, feats, ws.data["train"], test_items, make_student, ws.student_collate, engine)
+                   labels, feats, ws.data["train"], test_items, make_student, {"image_size": ws.cfg.data.image_size}, engine)
 
 
 def recipe_problem(name: str, config: str, domains: Sequence[str], targets: Sequence[str],

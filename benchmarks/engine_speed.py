@@ -107,11 +107,12 @@ def text_teacher(domain: str) -> tuple[nn.Module, str]:
 
 def text_setting(size: int, max_length: int) -> Setting:
     """4 sentiment domains' train texts; 4 MiniLM teachers; the default TextStudent."""
-    from kgkd.data import MultiDomainDataset, TextCollator, load_minilm_tokenizer
+    from kgkd.data import MultiDomainDataset
     from kgkd.models import TextStudent
+    from kgkd.models.students.base import student_tokenizer
 
     data = MultiDomainDataset(list(TEXT_DOMAINS), "train", limit=size // len(TEXT_DOMAINS))
-    tokenizer = load_minilm_tokenizer()
+    tokenizer = student_tokenizer()
     teachers, notes = [], []
     for domain in TEXT_DOMAINS:
         teacher, kind = text_teacher(domain)
@@ -120,7 +121,7 @@ def text_setting(size: int, max_length: int) -> Setting:
     texts = [ds.texts[i] for ds in data.datasets for i in range(len(ds))]
     student = TextStudent.from_texts(texts, tokenizer, max_length=max_length)
     notes.append(f"text: max_length {max_length}, student vocabulary from the transfer set")
-    return Setting("text", data, TextCollator(tokenizer, max_length), teachers, student, notes)
+    return Setting("text", data, student.collator(max_length=max_length), teachers, student, notes)
 
 
 # --------------------------------------------------------------------------- timing

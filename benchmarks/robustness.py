@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from kgkd.data.augment import TextAugment, blur, gaussian_noise
 from kgkd.distill.evaluation import per_domain_metrics
 from kgkd.recipes import pipeline as P
-from kgkd.recipes.weightings import student_space_probs
+from kgkd.signals.engine_adapter import student_space_probs
 
 #: Test items per domain that are corrupted and scored, per scale.
 PER_DOMAIN = {"smoke": 32, "quick": 100, "full": 80}
@@ -92,11 +92,11 @@ def corrupted(view: Any, indices: np.ndarray, noise: Callable[[Any], Any] | None
 @torch.no_grad()
 def teacher_probs(ws: P.Workspace, items: FrozenItems, batch_size: int = 64) -> torch.Tensor:
     """Every teacher run on ``items``: probabilities in the student's labels, ``[N, T, C]``."""
-    chunks = []
-    for batch in DataLoader(items, batch_size=batch_size, shuffle=False, collate_fn=ws.teacher_collate):
-        logits = [t.eval()(batch).logits.float() for t in ws.teachers]
-        chunks.append(student_space_probs(logits, ws.label_maps))
-    return torch.cat(chunks)
+    logits = []
+    for teacher, collate in zip(ws.teachers, ws.teacher_collates):  # each teacher reads its own inputs
+        loader = DataLoader(items, batch_size=batch_size, shuffle=False, collate_fn=collate)
+        logits.append(torch.cat([teacher.eval()(batch).logits.float() for batch in loader]))
+    return student_space_probs(logits, ws.label_maps)
 
 
 def ensemble_preds(ws: P.Workspace, name: str, probs: torch.Tensor, domains: torch.Tensor) -> torch.Tensor:
@@ -138,7 +138,7 @@ def run_task(task: str, scale: str, seed: int, extra: Sequence[str]) -> dict[str
         labels, domains = torch.as_tensor(items.labels), torch.as_tensor(items.domains)
         rows: dict[str, dict[str, float]] = {}
         for name, student in students.items():
-            preds = P.student_predictions(student, items, ws.student_collate)
+            preds = P.student_predictions(student, items, C.model_collator(student, cfg))
             rows[f"student:{name}"] = _acc(per_domain_metrics(preds, labels, domains, ws.domains), ws.domains)
         if noise is None:  # clean inputs: the teachers' cached outputs on the same items
             probs = torch.stack(P.mapped_probs(ws.caches["test"], ws.label_maps, len(view)), dim=1)[torch.as_tensor(idx)]

@@ -128,6 +128,7 @@ def distil_student(pb: Problem, table: Tensor, seed: int) -> dict[str, float]:
 
     seed_everything(seed)
     student = pb.make_student()
+    collate = student.collator(**pb.collate_options)  # the student's own input pipeline
     teacher = TableTeacher("mixture", table, pb.label_names)
     n = len(pb.domains)
     view = StudentView(pb.train_dataset, [np.arange(len(pb.label_names))] * n, hidden=range(n))
@@ -135,11 +136,11 @@ def distil_student(pb: Problem, table: Tensor, seed: int) -> dict[str, float]:
     cfg = EngineConfig(seed=seed, show_progress=False, device="cpu", **pb.engine)
     engine = DistillationEngine(student, [teacher], loss, UniformWeighting(1), cfg,
                                 [LabelMap.identity(pb.label_names, "mixture")])
-    engine.fit(view, None, collate_fn=pb.student_collate)
+    engine.fit(view, None, collate_fn=collate)
     student = engine.student.cpu().eval()
     out = {}
     for d in pb.domains:
-        preds = student_predictions(student, pb.test_items[d], pb.student_collate)
+        preds = student_predictions(student, pb.test_items[d], collate)
         out[d] = float((preds == pb.labels["test"][d]).float().mean())
     return out
 

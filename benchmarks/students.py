@@ -106,7 +106,7 @@ def train_rung(ws: P.Workspace, preset: str, weighting: str, seed: int) -> tuple
         student_weighting(ws, "uniform" if label_only else weighting), engine_cfg, ws.label_maps,
         domain_names=ws.domains,
     )  # fmt: skip
-    engine.fit(ws.train_view, None, collate_fn=ws.student_collate)
+    engine.fit(ws.train_view, None, collate_fn=C.model_collator(student, cfg))
     return engine.student.cpu().eval(), round(time.perf_counter() - start, 1)
 
 
@@ -129,7 +129,8 @@ def speed(ws: P.Workspace, models: list[Any], rounds: int = 1, clock: str = "wal
     from kgkd.distill.evaluation import profile
 
     test = ws.views["test"]
-    batch = ws.student_collate([test[i] for i in range(min(32, len(test)))])
+    collate = C.model_collator(models[0], ws.cfg)  # the models share one input pipeline (the teachers' tokenizer)
+    batch = collate([test[i] for i in range(min(32, len(test)))])
     runs = [profile(models, batch, repeats=10, clock=clock) for _ in range(rounds)]
     return {"params": int(runs[0]["params"]), "size_mb": round(runs[0]["size_mb"], 3),
             "items_per_s_b1": round(max(r["items_per_s_b1"] for r in runs), 1),

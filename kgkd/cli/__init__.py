@@ -41,13 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
-        try:
-            module = importlib.import_module(f"kgkd.cli.{group}")
-        except ModuleNotFoundError as exc:  # a group not built yet
-            if exc.name == f"kgkd.cli.{group}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"kgkd.cli.{group}").register(sub)
     return parser
 
 

@@ -12,9 +12,10 @@ import argparse
 import time
 
 from kgkd.cli.run import add_recipe_options, config_from_args
+from kgkd.recipes.catalog import shipped_recipe
 
-#: The config the demo runs.
-DEMO_CONFIG = "sentiment_transfer_quick"
+#: The config the demo runs: the sentiment recipe's quick config.
+DEMO_CONFIG = shipped_recipe("sentiment_transfer").quick_config
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -49,11 +49,8 @@ def _label_remap(folder: Path, meta: dict, domain: str, num_labels: int) -> np.n
 
 
 def _collate(student, meta):
-    from kgkd.data import ImageCollator, TextCollator, load_minilm_tokenizer
-
-    if getattr(student, "modality", "text") == "text":
-        return TextCollator(load_minilm_tokenizer(), int(meta.get("max_length", 64)))
-    return ImageCollator(size=int(meta.get("image_size", 28)))
+    """The student's own collator at the run's ``max_length`` / ``image_size`` (from ``kgkd_recipe.json``)."""
+    return student.collator(max_length=int(meta.get("max_length", 64)), image_size=int(meta.get("image_size", 28)))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

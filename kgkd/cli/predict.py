@@ -190,10 +190,10 @@ def _predict(args: argparse.Namespace) -> int:
     meta = read_meta(folder)
     inputs, shown = _gather(args, getattr(student, "modality", "text"))
     if student.modality == "text":
-        from kgkd.data import load_minilm_tokenizer
         from kgkd.export.inputs import text_batch
+        from kgkd.models.students.base import student_tokenizer
 
-        tokenizer, max_length = load_minilm_tokenizer(), max_length_of(student, meta)
+        tokenizer, max_length = student_tokenizer(), max_length_of(student, meta)
         for note in cut_notes(inputs, tokenizer, max_length):
             print(note, file=sys.stderr)
         make = lambda chunk: text_batch(chunk, tokenizer, max_length)

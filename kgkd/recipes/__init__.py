@@ -4,8 +4,9 @@
 >>> cfg = load_config("sentiment_transfer_quick", ["distill.engine.epochs=2"])
 >>> result = sentiment_transfer.run(cfg)        # doctest: +SKIP
 
-Recipes: :mod:`~kgkd.recipes.sentiment_transfer`, :mod:`~kgkd.recipes.digits_transfer`,
-:mod:`~kgkd.recipes.digits_fashion_amalgamation` (registry :data:`RECIPES`).
+Recipes: ``sentiment_transfer``, ``digits_transfer``, ``digits_fashion_amalgamation`` — rows
+of one table (:mod:`~kgkd.recipes.catalog`), each a :class:`~kgkd.recipes.catalog.Recipe`
+with ``run``, reachable as ``kgkd.recipes.<name>`` and registered in :data:`RECIPES`.
 
 Names resolve lazily (PEP 562): reading configs (``kgkd run --help``) does not import
 torch; the pipeline loads on first use of a recipe.
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from kgkd.recipes.config import RecipeConfig
     from kgkd.recipes.pipeline import RecipeResult
 
-#: The recipe modules; each registers its ``run`` in :data:`RECIPES` on import.
+#: Names of the shipped recipes (``kgkd.recipes.<name>`` is its :class:`~kgkd.recipes.catalog.Recipe`).
 RECIPE_MODULES: tuple[str, ...] = (
     "sentiment_transfer",
     "digits_transfer",
@@ -34,20 +35,21 @@ _EXPORTS = {
     "list_configs": "kgkd.recipes.config",
     "load_config": "kgkd.recipes.config",
     "RecipeResult": "kgkd.recipes.pipeline",
+    "prepare": "kgkd.recipes.pipeline",
     "run_config": "kgkd.recipes.pipeline",
 }
 
 
 def _registry() -> Any:
-    """The recipe registry with every shipped recipe registered."""
-    for name in RECIPE_MODULES:
-        importlib.import_module(f"kgkd.recipes.{name}")
+    """The recipe registry (the pipeline registers every shipped recipe on import)."""
     return importlib.import_module("kgkd.recipes.pipeline").RECIPES
 
 
 def __getattr__(name: str) -> Any:
     if name in RECIPE_MODULES:
-        return importlib.import_module(f"kgkd.recipes.{name}")
+        from kgkd.recipes.catalog import shipped_recipe
+
+        return shipped_recipe(name)
     if name == "RECIPES":
         return _registry()
     if name in _EXPORTS:
@@ -79,6 +81,7 @@ __all__ = [
     "digits_transfer",
     "list_configs",
     "load_config",
+    "prepare",
     "run",
     "run_config",
     "sentiment_transfer",

@@ -94,6 +94,18 @@ class Student(nn.Module):
     def forward(self, batch: dict[str, Tensor]) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def collator(self, max_length: int = 64, image_size: int = 28) -> Any:
+        """The collator that turns dataset items into this student's input batch (the model owns it).
+
+        Text students read word-piece ids of :func:`student_tokenizer` (their vocabulary is a
+        subset of it); image students take kgkd's ``pixels`` at ``image_size``.
+        """
+        from kgkd.data.collate import ImageCollator, TextCollator
+
+        if self.modality == "image":
+            return ImageCollator(size=image_size)
+        return TextCollator(student_tokenizer(), max_length)
+
     def config_dict(self) -> dict[str, Any]:
         """``config.json`` content: architecture, format version and the config fields."""
         values = {
@@ -113,6 +125,13 @@ class Student(nn.Module):
     def from_config_dict(cls, values: dict[str, Any], where: str = "config") -> Student:
         """A freshly initialised student from a ``config.json``-style dict (without architecture keys)."""
         return cls(config_from_dict(cls.config_class, values, where))
+
+
+def student_tokenizer() -> Any:
+    """The tokenizer text students are built on and read (the packaged MiniLM word pieces)."""
+    from kgkd.data.tokenizer import load_minilm_tokenizer
+
+    return load_minilm_tokenizer()
 
 
 def load_student(directory: str | os.PathLike[str]) -> Student:
