@@ -108,7 +108,11 @@ def test_distill_from_exported_caches_saves_a_loadable_student(
         ),
         (
             lambda e, t: ["--cache", str(e["a"]), "--student", "text"],
-            r"--student text reads text but the transfer domain holds image; use --student digit",
+            r"--student text: student 'text' reads text but the domains hold image; pick one of \['digit', 'digit-fast'\]",
+        ),
+        (
+            lambda e, t: ["--cache", str(e["a"]), "--student", "digit-fats"],
+            r"--student: unknown student 'digit-fats': not a preset .* Did you mean 'digit-fast'\?",
         ),
         (
             lambda e, t: ["--cache", str(e["a"]), "--eval-domain", "yelp"],
@@ -130,6 +134,7 @@ def test_distill_from_exported_caches_saves_a_loadable_student(
         "same-teacher-twice",
         "weights-typo",
         "wrong-student",
+        "unknown-student",
         "eval-modality",
         "engine-config-typo",
         "temperature-flag",

@@ -69,7 +69,8 @@ def test_engine_typo_is_reported_under_distill_engine(tmp_path: Path) -> None:
         ("data:\n  source_domains: amazon\n", r"'data\.source_domains' must be a list"),
         ("seed: 1.5\n", r"'seed' must be an integer"),
         ("output:\n  plots: 'yes'\n", r"'output\.plots' must be true or false"),
-        ("student:\n  kind: tetx\n", r"'student\.kind' must be one of \['bert', 'digit', 'text'\].*Did you mean 'text'"),
+        ("student:\n  kind: tetx\n", r"'student\.kind': unknown student 'tetx': not a preset .*architecture "
+         r"\(bert, digit, text\).*Did you mean 'text'"),
         ("teachers: [a, b]\n", r"'teachers' must be a mapping"),
     ],
 )
@@ -148,9 +149,9 @@ def test_loss_params_may_not_own_temperature_or_alpha(tmp_path: Path, key: str) 
 
 
 def test_student_kind_comes_from_the_registry() -> None:
-    from kgkd.models.students import STUDENTS
+    from kgkd.models.students import STUDENT_PRESETS, STUDENTS
 
-    for kind in STUDENTS.names():  # every registered architecture is a valid kind
+    for kind in [*STUDENTS.names(), *STUDENT_PRESETS.names()]:  # every architecture and preset is a valid kind
         assert load_config("digits_transfer_quick", [f"student.kind={kind}"]).student.kind == kind
     with pytest.raises(ConfigError, match=r"^--set student\.kind=digt: .*'student\.kind'.*Did you mean 'digit'"):
         load_config("digits_transfer_quick", ["student.kind=digt"])

@@ -43,3 +43,17 @@ def test_shipped_recipes_come_from_one_table() -> None:
         assert RECIPES.get(recipe.name) == recipe.run
     with pytest.raises(ConfigError, match=r"no shipped recipe 'digits_transfr'.*Did you mean 'digits_transfer'"):
         shipped_recipe("digits_transfr")
+
+
+def test_a_student_preset_is_picked_by_name(tmp_path: Path, shared_cache: Path) -> None:
+    """``student.kind`` takes a rung of the ladder; its options and the data's input size reach the student."""
+    from kgkd.models.students import STUDENT_PRESETS
+    from kgkd.recipes.stages import build_student
+
+    overrides = [f"output.dir={tmp_path / 'run'}", *FAST, "student.kind=digit-fast"]
+    ws = prepare("digits_transfer_quick", until="data", overrides=overrides, smoke=True)
+    student = build_student(ws)
+    assert student.architecture == "digit"
+    assert tuple(student.config.channels) == STUDENT_PRESETS.get("digit-fast").options["channels"]
+    assert student.config.stem_stride == 2 and student.config.input_size == ws.cfg.data.image_size
+    assert student.label_names == tuple(ws.student_labels)

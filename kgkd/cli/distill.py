@@ -244,22 +244,14 @@ def engine_config(args: argparse.Namespace) -> EngineConfig:
 def build_student(
     kind: str, modality: str, labels: tuple[str, ...], transfer: Any, max_length: int
 ) -> Any:
-    """A fresh ``digit`` or ``text`` student over ``labels`` (text: vocabulary of the transfer set)."""
-    from kgkd.models import DigitStudent, DigitStudentConfig, TextStudent
+    """A fresh student (preset or architecture ``kind``) over ``labels``; text: vocabulary of the transfer set."""
+    from kgkd.models.students import build_student as build
 
-    wanted = {"digit": "image", "text": "text"}[kind]
-    if wanted != modality:
-        raise ConfigError(
-            f"--student {kind} reads {wanted} but the transfer domain holds {modality}; "
-            f"use --student {'text' if modality == 'text' else 'digit'}"
-        )
-    if kind == "digit":
-        return DigitStudent(DigitStudentConfig(label_names=labels))
-    from kgkd.data import load_minilm_tokenizer
-
-    return TextStudent.from_texts(
-        transfer.texts, load_minilm_tokenizer(), label_names=labels, max_length=max_length
-    )
+    texts = transfer.texts if modality == "text" else None
+    try:
+        return build(kind, texts, labels, modality, {"max_length": max_length})
+    except ConfigError as exc:
+        raise ConfigError(f"--student {kind}: {exc}") from None
 
 
 class Unlabelled:
@@ -292,12 +284,9 @@ def print_metrics(metrics: dict[str, Any], names: list[str]) -> None:
 # --------------------------------------------------------------------------- command
 def _distill(args: argparse.Namespace) -> int:
     from kgkd.data import (
-        ImageCollator,
         MultiDomainDataset,
-        TextCollator,
         get_spec,
         load_domain,
-        load_minilm_tokenizer,
     )
     from kgkd.distill.cache import CachedTeacher
     from kgkd.distill.callbacks import CSVLogger
@@ -307,6 +296,12 @@ def _distill(args: argparse.Namespace) -> int:
     from kgkd.utils.io import atomic_write_json, check_output_dir, staged_output_dir
 
     cfg = engine_config(args)  # config errors first, before any data is read
+    from kgkd.models.students import check_student_kind
+
+    try:
+        check_student_kind(args.student)
+    except ConfigError as exc:
+        raise ConfigError(f"--student: {exc}") from None
     out: Path = check_output_dir(args.out, args.overwrite)  # an earlier student is never replaced silently
     spec = get_spec(args.domain)
     transfer = load_domain(args.domain, args.split, limit=args.limit, seed=args.data_seed)
@@ -318,11 +313,7 @@ def _distill(args: argparse.Namespace) -> int:
     ]
     weighting = teacher_weights(args.weights, names)
     student = build_student(args.student, spec.modality, labels, transfer, args.max_length)
-    collate = (
-        ImageCollator(28)
-        if spec.modality == "image"
-        else TextCollator(load_minilm_tokenizer(), args.max_length)
-    )
+    collate = student.collator(max_length=args.max_length)
     eval_domains = args.eval_domain or [args.domain]
     for d in eval_domains:
         if get_spec(d).modality != spec.modality:
@@ -414,9 +405,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stu = parser.add_argument_group("student and training")
     stu.add_argument(
         "--student",
-        choices=["digit", "text"],
         required=True,
-        help="student architecture: 'digit' (small CNN) or 'text' (small transformer)",
+        metavar="NAME",
+        help="student preset (text-tiny, text-small, text-base, digit, digit-fast) or architecture "
+        "(text, bert, digit)",
     )
     stu.add_argument(
         "--epochs",

@@ -138,8 +138,10 @@ class SignalsConfig:
 class StudentConfig:
     """The compact student.
 
-    ``kind`` is a student architecture registered in ``kgkd.models.students.STUDENTS``
-    (``text``, ``digit``, ...; checked at load time); ``params`` its constructor kwargs.
+    ``kind`` is a student preset of the ladder (``kgkd.models.students.STUDENT_PRESETS``:
+    ``text-tiny``, ``text-small``, ``digit-fast``, ...) or an architecture registered in
+    ``STUDENTS`` (``text``, ``bert``, ``digit``); checked at load time. ``params`` are its config
+    fields (overriding the preset's).
     ``label_set`` names the graph label set the student predicts (default: the graph's
     student node, else the one label set every domain shares).
     """
@@ -241,16 +243,13 @@ def config_from_dict(data: Mapping[str, Any]) -> RecipeConfig:
 
 
 def _check_student_kind(kind: str) -> None:
-    """``student.kind`` must name an architecture in the ``STUDENTS`` registry."""
-    from kgkd.models.students import STUDENTS
+    """``student.kind`` must name a preset (``STUDENT_PRESETS``) or an architecture (``STUDENTS``)."""
+    from kgkd.models.students import check_student_kind
 
-    if kind not in STUDENTS:
-        names = STUDENTS.names()
-        raise ConfigValueError(
-            f"config key 'student.kind' must be one of {names} (the registered student "
-            f"architectures), got {kind!r}.{suggestion(kind, names)}",
-            "student.kind",
-        )
+    try:
+        check_student_kind(kind)
+    except ConfigError as exc:
+        raise ConfigValueError(f"config key 'student.kind': {exc}", "student.kind") from None
 
 
 def _check_loss_params(node: Any, key: str) -> None:

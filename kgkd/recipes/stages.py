@@ -258,26 +258,20 @@ def fit_weights(ws: Workspace) -> None:
 
 
 def build_student(ws: Workspace) -> Any:
-    """A fresh student over the student label set (text: vocabulary from the training texts)."""
-    from kgkd.models.students import DigitStudent, DigitStudentConfig, TextStudent
-    from kgkd.models.students.base import student_tokenizer
+    """A fresh student (``student.kind``: a preset or an architecture) over the student label set.
 
-    params = dict(ws.cfg.student.params)
-    if ws.cfg.student.kind == "text":
-        if ws.modality != "text":
-            raise ConfigError("student.kind is 'text' but the domains hold images; set student.kind=digit")
+    Text students take their vocabulary from the training texts of every domain.
+    """
+    from kgkd.models.students import build_student as build
+
+    texts = None
+    if ws.modality == "text":
         texts = [ds.texts[i] for ds in ws.data["train"].datasets for i in range(len(ds))]
-        params.setdefault("max_length", ws.cfg.data.max_length)
-        params.setdefault("init_from_teacher", True)
-        return TextStudent.from_texts(texts, student_tokenizer(), label_names=ws.student_labels, **params)
-    if ws.modality != "image":
-        raise ConfigError("student.kind is 'digit' but the domains hold text; set student.kind=text")
-    params.setdefault("input_size", ws.cfg.data.image_size)
+    facts = {"max_length": ws.cfg.data.max_length, "input_size": ws.cfg.data.image_size}
     try:
-        config = DigitStudentConfig(label_names=tuple(ws.student_labels), **params)
-    except TypeError as exc:
-        raise ConfigError(f"student.params: {exc}") from None
-    return DigitStudent(config)
+        return build(ws.cfg.student.kind, texts, ws.student_labels, ws.modality, facts, **ws.cfg.student.params)
+    except ConfigError as exc:
+        raise ConfigError(f"student: {exc}") from None
 
 
 def signal_options(cfg: RecipeConfig) -> dict[str, Any]:

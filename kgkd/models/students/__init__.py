@@ -4,7 +4,13 @@ pruned MiniLM), ``DigitStudent`` (small CNN), and the named ladder ``STUDENT_PRE
 from kgkd.models.students.base import STUDENTS, Student, load_student
 from kgkd.models.students.bert import BertStudent, BertStudentConfig
 from kgkd.models.students.digit import DigitStudent, DigitStudentConfig
-from kgkd.models.students.presets import STUDENT_PRESETS, StudentPreset, build_preset
+from kgkd.models.students.presets import (
+    STUDENT_PRESETS,
+    StudentPreset,
+    build_preset,
+    build_student,
+    check_student_kind,
+)
 from kgkd.models.students.text import (
     TextStudent,
     TextStudentConfig,
@@ -24,7 +30,9 @@ __all__ = [
     "TextStudent",
     "TextStudentConfig",
     "build_preset",
+    "build_student",
     "build_vocab",
+    "check_student_kind",
     "load_student",
     "minilm_word_embeddings",
 ]

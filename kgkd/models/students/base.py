@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import typing
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -105,6 +106,19 @@ class Student(nn.Module):
         if self.modality == "image":
             return ImageCollator(size=image_size)
         return TextCollator(student_tokenizer(), max_length)
+
+    @classmethod
+    def for_data(
+        cls, texts: Iterable[str] | None = None, label_names: Sequence[str] | None = None, **params: Any
+    ) -> Student:
+        """A fresh student (over ``label_names``, else its config's default labels): the one
+        construction hook recipes, the CLI and presets call.
+
+        ``params`` are the student's config fields; text students override this to build their
+        vocabulary from ``texts`` (the domains' training texts).
+        """
+        values = dict(params) if label_names is None else {**params, "label_names": list(label_names)}
+        return cls.from_config_dict(values, f"student '{cls.architecture}'")
 
     def config_dict(self) -> dict[str, Any]:
         """``config.json`` content: architecture, format version and the config fields."""

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kgkd.errors import ModelError
+from kgkd.errors import ConfigError, ModelError
 from kgkd.models.base import ModelOutput
 from kgkd.models.hf_teacher import masked_mean
 from kgkd.models.students.base import STUDENTS, Student
@@ -210,6 +210,21 @@ class BertStudent(Student):
     def pruned_tokenizer(self, tokenizer: Any) -> Any:
         """The teachers' ``tokenizer`` rewritten to this student's kept pieces (ids = rows)."""
         return pruned_tokenizer(tokenizer, self.kept_token_ids, self.config.max_length)
+
+    @classmethod
+    def for_data(
+        cls, texts: Iterable[str] | None = None, label_names: Sequence[str] | None = None, **params: Any
+    ) -> BertStudent:
+        """A fresh student whose vocabulary is the word pieces of ``texts`` (see :meth:`from_teacher`)."""
+        from kgkd.models.students.base import student_tokenizer
+
+        if texts is None:
+            raise ConfigError("student 'bert' builds its vocabulary from the domains' texts; none were given")
+        try:
+            labels = {} if label_names is None else {"label_names": tuple(label_names)}
+            return cls.from_teacher(texts, student_tokenizer(), **labels, **params)
+        except TypeError as exc:
+            raise ConfigError(f"student 'bert': {exc}") from None
 
     @property
     def feature_shapes(self) -> dict[str, tuple[int, ...]]:

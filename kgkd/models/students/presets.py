@@ -18,13 +18,16 @@ digit-fast    ≤ 40 k     ``DigitStudent`` with 16/32/32 channels and a stride-
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kgkd.errors import ConfigError, ModelError
-from kgkd.models.students.base import Student
+from kgkd.models.params import count_parameters
+from kgkd.models.students.base import STUDENTS, Student
 from kgkd.utils.registry import Registry
+from kgkd.utils.suggest import suggestion
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,6 @@ class StudentPreset:
         self,
         texts: Iterable[str] | None = None,
         label_names: Sequence[str] | None = None,
-        tokenizer: Any = None,
         **overrides: Any,
     ) -> Student:
         """A fresh student of this preset (text presets need ``texts`` for their vocabulary).
@@ -58,20 +60,13 @@ class StudentPreset:
             ConfigError: texts missing for a text preset, or an unknown override.
             ModelError: the built student exceeds the preset's parameter budget.
         """
-        options = {**self.options, **overrides}
-        if label_names is not None:
-            options["label_names"] = tuple(label_names)
-        if self.modality == "text":
-            if texts is None:
-                raise ConfigError(f"student preset '{self.name}' needs the domains' texts to build its vocabulary")
-            if tokenizer is None:
-                from kgkd.data import load_minilm_tokenizer
-
-                tokenizer = load_minilm_tokenizer()
-        student = _BUILDERS[self.architecture](texts, tokenizer, options, self.name)
+        if self.modality == "text" and texts is None:
+            raise ConfigError(f"student preset '{self.name}' needs the domains' texts to build its vocabulary")
+        try:
+            student = STUDENTS.get(self.architecture).for_data(texts, label_names, **{**self.options, **overrides})
+        except ConfigError as exc:
+            raise ConfigError(f"student preset '{self.name}': {exc}") from None
         if self.max_params is not None:
-            from kgkd.models.params import count_parameters
-
             n = count_parameters(student)
             if n > self.max_params:
                 raise ModelError(
@@ -80,35 +75,6 @@ class StudentPreset:
                 )
         return student
 
-
-def _text(texts: Any, tokenizer: Any, options: dict[str, Any], name: str) -> Student:
-    from kgkd.models.students.text import TextStudent
-
-    try:
-        return TextStudent.from_texts(texts, tokenizer, **options)
-    except TypeError as exc:
-        raise ConfigError(f"student preset '{name}': {exc}") from None
-
-
-def _bert(texts: Any, tokenizer: Any, options: dict[str, Any], name: str) -> Student:
-    from kgkd.models.students.bert import BertStudent
-
-    try:
-        return BertStudent.from_teacher(texts, tokenizer, **options)
-    except TypeError as exc:
-        raise ConfigError(f"student preset '{name}': {exc}") from None
-
-
-def _digit(texts: Any, tokenizer: Any, options: dict[str, Any], name: str) -> Student:
-    from kgkd.models.students.digit import DigitStudent, DigitStudentConfig
-
-    try:
-        return DigitStudent(DigitStudentConfig(**options))
-    except TypeError as exc:
-        raise ConfigError(f"student preset '{name}': {exc}") from None
-
-
-_BUILDERS = {"text": _text, "bert": _bert, "digit": _digit}
 
 #: The student ladder by name.
 STUDENT_PRESETS: Registry[StudentPreset] = Registry("student preset")
@@ -143,3 +109,52 @@ def build_preset(name: str, texts: Iterable[str] | None = None, label_names: Seq
                  **overrides: Any) -> Student:  # fmt: skip
     """``STUDENT_PRESETS.get(name).build(...)``: a fresh student of the named rung."""
     return STUDENT_PRESETS.get(name).build(texts, label_names, **overrides)
+
+
+def check_student_kind(kind: str) -> None:
+    """Raise a ConfigError (closest name suggested) unless ``kind`` is a preset or an architecture."""
+    if kind not in STUDENT_PRESETS and kind not in STUDENTS:
+        names = [*STUDENT_PRESETS.names(), *STUDENTS.names()]
+        raise ConfigError(
+            f"unknown student '{kind}': not a preset ({', '.join(STUDENT_PRESETS.names())}) nor an "
+            f"architecture ({', '.join(STUDENTS.names())}).{suggestion(kind, names)}"
+        )
+
+
+def build_student(
+    kind: str,
+    texts: Iterable[str] | None = None,
+    label_names: Sequence[str] | None = None,
+    modality: str | None = None,
+    data_facts: Mapping[str, Any] | None = None,
+    **params: Any,
+) -> Student:
+    """A fresh student from a preset name (``text-small``) or an architecture name (``text``).
+
+    This is the one place recipes and the CLI turn a name into a student; a new architecture
+    (one file with ``@STUDENTS.register``) or preset (one ``_register`` line) needs nothing else.
+    ``data_facts`` are properties of the data (``max_length``, ``input_size``) a student adopts
+    when its config has such a field and neither ``params`` nor the preset set it.
+
+    Raises:
+        ConfigError: unknown name (with the closest preset/architecture), or a student that reads
+            another modality than the data's.
+    """
+    check_student_kind(kind)
+    if kind in STUDENT_PRESETS:
+        preset = STUDENT_PRESETS.get(kind)
+        wanted = preset.modality
+    else:
+        preset, wanted = None, STUDENTS.get(kind).modality
+    if modality is not None and wanted != modality:
+        fits = [n for n in STUDENT_PRESETS.names() if STUDENT_PRESETS.get(n).modality == modality]
+        raise ConfigError(
+            f"student '{kind}' reads {wanted} but the domains hold {modality}; pick one of {fits}"
+        )
+    arch = preset.architecture if preset is not None else kind
+    fields = {f.name for f in dataclasses.fields(STUDENTS.get(arch).config_class)}
+    fixed = set(params) | (set(preset.options) if preset is not None else set())
+    params = {**{k: v for k, v in (data_facts or {}).items() if k in fields and k not in fixed}, **params}
+    if preset is not None:
+        return preset.build(texts, label_names, **params)
+    return STUDENTS.get(kind).for_data(texts, label_names, **params)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kgkd.errors import ModelError
+from kgkd.errors import ConfigError, ModelError
 from kgkd.models.base import ModelOutput
 from kgkd.models.hf_teacher import masked_mean
 from kgkd.models.students.base import STUDENTS, Student
@@ -196,6 +196,26 @@ class TextStudent(Student):
                 f"{self.config.full_vocab_size}; use the embeddings of the teacher that shares the tokenizer"
             )
         self.embed.weight.copy_(pca_embeddings(teacher_table[self.kept_token_ids], self.config.dim))
+
+    @classmethod
+    def for_data(
+        cls, texts: Iterable[str] | None = None, label_names: Sequence[str] | None = None, **params: Any
+    ) -> TextStudent:
+        """A fresh student whose vocabulary is the word pieces of ``texts`` (see :meth:`from_texts`).
+
+        Unless ``init_from_teacher`` is given, its embeddings start from MiniLM's (PCA), the
+        recipes' long-standing default.
+        """
+        from kgkd.models.students.base import student_tokenizer
+
+        params.setdefault("init_from_teacher", True)
+        if texts is None:
+            raise ConfigError("student 'text' builds its vocabulary from the domains' texts; none were given")
+        try:
+            labels = {} if label_names is None else {"label_names": tuple(label_names)}
+            return cls.from_texts(texts, student_tokenizer(), **labels, **params)
+        except TypeError as exc:
+            raise ConfigError(f"student 'text': {exc}") from None
 
     @property
     def feature_shapes(self) -> dict[str, tuple[int, ...]]:
