@@ -136,8 +136,8 @@ def test_bad_names_fail_before_any_training(tmp_path: Path, override: str, patte
 
 
 def test_student_kind_must_match_recipe(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"student 'text' reads text but the domains hold image; pick one of "
-                       r"\['digit', 'digit-fast'\]"):
+    with pytest.raises(ConfigError, match=r"student\.kind='text', but recipe 'digits_transfer' distils image "
+                       r"teachers; set student\.kind to one of \['digit', 'digit-fast'\]"):
         digits_transfer.run("digits_transfer_quick", ["student.kind=text", f"output.dir={tmp_path}"], smoke=True)
 
 

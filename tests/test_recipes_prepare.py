@@ -40,7 +40,7 @@ def test_shipped_recipes_come_from_one_table() -> None:
 
     assert sentiment_transfer.QUICK_CONFIG == "sentiment_transfer_quick" and digits_transfer.modality == "image"
     for recipe in SHIPPED_RECIPES:
-        assert RECIPES.get(recipe.name) == recipe.run
+        assert RECIPES.get(recipe.name).args == (recipe,)  # registered by the pipeline, one entry per table row
     with pytest.raises(ConfigError, match=r"no shipped recipe 'digits_transfr'.*Did you mean 'digits_transfer'"):
         shipped_recipe("digits_transfr")
 

@@ -8,15 +8,21 @@ without one module per recipe. Reading the table imports no torch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from kgkd.utils.registry import Registry
 
 if TYPE_CHECKING:
     from kgkd.recipes.config import RecipeConfig
     from kgkd.recipes.workspace import RecipeResult
 
-__all__ = ["SHIPPED_RECIPES", "Recipe", "shipped_recipe"]
+__all__ = ["RECIPES", "SHIPPED_RECIPES", "Recipe", "shipped_recipe"]
+
+#: Recipe name (``recipe:`` key of a config) → its ``run`` function; :mod:`kgkd.recipes.pipeline`
+#: registers the shipped ones.
+RECIPES: Registry[Callable[..., RecipeResult]] = Registry("recipe")
 
 
 @dataclass(frozen=True)
@@ -44,10 +50,16 @@ class Recipe:
         *,
         smoke: bool | None = None,
     ) -> RecipeResult:
-        """Run the recipe; ``config`` is a RecipeConfig, a shipped name, a YAML path or a mapping (default: its own)."""
-        from kgkd.recipes.pipeline import run_recipe
+        """Run the recipe; ``config`` is a RecipeConfig, a shipped name, a YAML path or a mapping (default: its own).
 
-        return run_recipe(config or self.default_config, overrides, smoke=smoke, expect_modality=self.modality)
+        Dispatches through :data:`RECIPES`, where :mod:`kgkd.recipes.pipeline` registers every
+        shipped recipe (importing ``kgkd.recipes`` does so).
+        """
+        if self.name not in RECIPES:
+            import importlib
+
+            importlib.import_module("kgkd.recipes.pipeline")
+        return RECIPES.get(self.name)(config, overrides, smoke=smoke)
 
 
 #: Every shipped recipe (each is registered in ``RECIPES`` under its name).

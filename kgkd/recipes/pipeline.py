@@ -17,17 +17,18 @@ final evaluation.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kgkd.errors import ConfigError
+from kgkd.recipes.catalog import RECIPES, SHIPPED_RECIPES, Recipe
 from kgkd.recipes.config import RecipeConfig, config_to_dict, load_config
 from kgkd.recipes.evaluation import evaluate, student_predictions
 from kgkd.recipes.outputs import write_outputs
 from kgkd.recipes.stages import (
-    STAGE_NAMES,
-    STAGES,
     applicable_teachers,
     build_student,
     cache_outputs,
@@ -40,6 +41,7 @@ from kgkd.recipes.stages import (
     make_weighting,
     mapped_probs,
     method,
+    open_graph,
     prepare_teachers,
     signal_options,
     split_by_domain,
@@ -54,11 +56,38 @@ from kgkd.recipes.workspace import (
 )
 from kgkd.utils.io import check_output_dir, staged_output_dir
 from kgkd.utils.logging import get_logger
-from kgkd.utils.registry import Registry
 from kgkd.utils.seed import seed_everything
 from kgkd.utils.suggest import suggestion
 
 log = get_logger(__name__)
+
+
+def evaluate_stage(ws: Workspace) -> None:
+    """Stage ``evaluate``: per-domain test metrics into ``ws.evaluation``."""
+    ws.evaluation = evaluate(ws)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One named pipeline step: what it logs (``what(ws)``) and the function that runs it."""
+
+    name: str
+    what: Callable[[Workspace], str]
+    run: Callable[[Workspace], None]
+
+
+#: The pipeline in order (``prepare(config, until=name)`` runs up to and including ``name``).
+STAGES: tuple[Stage, ...] = (
+    Stage("graph", lambda ws: f"loading graph '{ws.cfg.graph.path}'", open_graph),
+    Stage("data", lambda ws: f"loading {len(ws.domains)} domains", load_data),
+    Stage("teachers", lambda ws: f"preparing teachers {', '.join(ws.cfg.teachers.names)}", prepare_teachers),
+    Stage("cache", lambda ws: "caching teacher outputs", cache_outputs),
+    Stage("signals", lambda ws: f"fitting teacher weights from the graph ({ws.cfg.signals.encoder})", fit_weights),
+    Stage("distill", lambda ws: f"distilling into a {ws.cfg.student.kind} student", distil),
+    Stage("evaluate", lambda ws: "evaluating per domain", evaluate_stage),
+)
+#: Stage names in order.
+STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
 
 __all__ = [
     "RECIPES",
@@ -157,11 +186,6 @@ def run_config(cfg: RecipeConfig) -> RecipeResult:
     return RecipeResult(cfg, out, files["student"], ws.metrics, ws.weights, clock.timings, files)
 
 
-#: Recipe name (``recipe:`` key of a config) → its ``run`` function; the shipped ones come from ``catalog``.
-RECIPES: Registry[Callable[..., RecipeResult]] = Registry("recipe")
-
-_KIND_OF_MODALITY = {"text": "text", "image": "digit"}
-
 
 def run_recipe(
     config: RecipeConfig | str | Mapping[str, Any],
@@ -172,19 +196,32 @@ def run_recipe(
 ) -> RecipeResult:
     """Resolve ``config`` (object, shipped name, YAML path or mapping), apply overrides, run it."""
     cfg = resolve_config(config, overrides, smoke=smoke)
-    if expect_modality is not None and cfg.student.kind != _KIND_OF_MODALITY[expect_modality]:
-        raise ConfigError(
-            f"config '{cfg.name}' has student.kind={cfg.student.kind!r}, but recipe '{cfg.recipe}' distils "
-            f"{expect_modality} teachers; set student.kind={_KIND_OF_MODALITY[expect_modality]}"
-        )
+    if expect_modality is not None:
+        from kgkd.models.students import student_modality, students_for
+
+        if student_modality(cfg.student.kind) != expect_modality:
+            raise ConfigError(
+                f"config '{cfg.name}' has student.kind={cfg.student.kind!r}, but recipe '{cfg.recipe}' distils "
+                f"{expect_modality} teachers; set student.kind to one of {students_for(expect_modality)}"
+            )
     return run_config(cfg)
 
 
-def _register_shipped() -> None:
-    from kgkd.recipes.catalog import SHIPPED_RECIPES
+def run_shipped(
+    recipe: Recipe,
+    config: RecipeConfig | str | Mapping[str, Any] | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    smoke: bool | None = None,
+) -> RecipeResult:
+    """Run shipped ``recipe`` with ``config`` (default: its own) and check the student reads its modality."""
+    return run_recipe(config or recipe.default_config, overrides, smoke=smoke, expect_modality=recipe.modality)
 
+
+def _register_shipped() -> None:
     for recipe in SHIPPED_RECIPES:
-        RECIPES.register(recipe.name)(recipe.run)
+        if recipe.name not in RECIPES:
+            RECIPES.register(recipe.name)(functools.partial(run_shipped, recipe))
 
 
 _register_shipped()

@@ -8,8 +8,7 @@ the next one reads; :data:`STAGES` lists them in order, and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -340,33 +339,3 @@ def distil(ws: Workspace) -> None:
     )  # fmt: skip
     ws.history = engine.fit(ws.train_view, None, collate_fn=ws.student_collate)
     ws.student = engine.student.cpu().eval()
-
-
-def evaluate_stage(ws: Workspace) -> None:
-    """Stage ``evaluate``: per-domain test metrics into ``ws.evaluation``."""
-    from kgkd.recipes.evaluation import evaluate
-
-    ws.evaluation = evaluate(ws)
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One named pipeline step: what it logs (``what(ws)``) and the function that runs it."""
-
-    name: str
-    what: Callable[[Workspace], str]
-    run: Callable[[Workspace], None]
-
-
-#: The pipeline in order (``prepare(config, until=name)`` runs up to and including ``name``).
-STAGES: tuple[Stage, ...] = (
-    Stage("graph", lambda ws: f"loading graph '{ws.cfg.graph.path}'", open_graph),
-    Stage("data", lambda ws: f"loading {len(ws.domains)} domains", load_data),
-    Stage("teachers", lambda ws: f"preparing teachers {', '.join(ws.cfg.teachers.names)}", prepare_teachers),
-    Stage("cache", lambda ws: "caching teacher outputs", cache_outputs),
-    Stage("signals", lambda ws: f"fitting teacher weights from the graph ({ws.cfg.signals.encoder})", fit_weights),
-    Stage("distill", lambda ws: f"distilling into a {ws.cfg.student.kind} student", distil),
-    Stage("evaluate", lambda ws: "evaluating per domain", evaluate_stage),
-)
-#: Stage names in order.
-STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)

@@ -10,6 +10,8 @@ from kgkd.models.students.presets import (
     build_preset,
     build_student,
     check_student_kind,
+    student_modality,
+    students_for,
 )
 from kgkd.models.students.text import (
     TextStudent,
@@ -35,4 +37,6 @@ __all__ = [
     "check_student_kind",
     "load_student",
     "minilm_word_embeddings",
+    "student_modality",
+    "students_for",
 ]

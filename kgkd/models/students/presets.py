@@ -121,6 +121,17 @@ def check_student_kind(kind: str) -> None:
         )
 
 
+def student_modality(kind: str) -> str:
+    """``"text"`` or ``"image"``: what the preset or architecture ``kind`` reads."""
+    check_student_kind(kind)
+    return STUDENT_PRESETS.get(kind).modality if kind in STUDENT_PRESETS else STUDENTS.get(kind).modality
+
+
+def students_for(modality: str) -> list[str]:
+    """The presets that read ``modality`` (for "pick one of" hints)."""
+    return [n for n in STUDENT_PRESETS.names() if STUDENT_PRESETS.get(n).modality == modality]
+
+
 def build_student(
     kind: str,
     texts: Iterable[str] | None = None,
@@ -140,16 +151,11 @@ def build_student(
         ConfigError: unknown name (with the closest preset/architecture), or a student that reads
             another modality than the data's.
     """
-    check_student_kind(kind)
-    if kind in STUDENT_PRESETS:
-        preset = STUDENT_PRESETS.get(kind)
-        wanted = preset.modality
-    else:
-        preset, wanted = None, STUDENTS.get(kind).modality
+    wanted = student_modality(kind)
+    preset = STUDENT_PRESETS.get(kind) if kind in STUDENT_PRESETS else None
     if modality is not None and wanted != modality:
-        fits = [n for n in STUDENT_PRESETS.names() if STUDENT_PRESETS.get(n).modality == modality]
         raise ConfigError(
-            f"student '{kind}' reads {wanted} but the domains hold {modality}; pick one of {fits}"
+            f"student '{kind}' reads {wanted} but the domains hold {modality}; pick one of {students_for(modality)}"
         )
     arch = preset.architecture if preset is not None else kind
     fields = {f.name for f in dataclasses.fields(STUDENTS.get(arch).config_class)}
