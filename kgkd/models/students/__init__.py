@@ -1,9 +1,10 @@
 """Compact students: ``TextStudent`` (pruned-vocab transformer), ``BertStudent`` (teacher-initialised
-pruned MiniLM), ``DigitStudent`` (small CNN), and the named ladder ``STUDENT_PRESETS``."""
+pruned MiniLM), ``StaticStudent`` (static MiniLM piece vectors + MLP), ``DigitStudent`` (small CNN), and the named ladder ``STUDENT_PRESETS``."""
 
 from kgkd.models.students.base import STUDENTS, Student, load_student
 from kgkd.models.students.bert import BertStudent, BertStudentConfig
 from kgkd.models.students.digit import DigitStudent, DigitStudentConfig
+from kgkd.models.students.static import StaticStudent, StaticStudentConfig
 from kgkd.models.students.presets import STUDENT_PRESETS, StudentPreset, build_preset
 from kgkd.models.students.text import (
     TextStudent,
@@ -19,6 +20,8 @@ __all__ = [
     "BertStudentConfig",
     "DigitStudent",
     "DigitStudentConfig",
+    "StaticStudent",
+    "StaticStudentConfig",
     "Student",
     "StudentPreset",
     "TextStudent",
