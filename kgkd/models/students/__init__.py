@@ -4,8 +4,8 @@ pruned MiniLM), ``StaticStudent`` (static MiniLM piece vectors + MLP), ``DigitSt
 from kgkd.models.students.base import STUDENTS, Student, load_student
 from kgkd.models.students.bert import BertStudent, BertStudentConfig
 from kgkd.models.students.digit import DigitStudent, DigitStudentConfig
-from kgkd.models.students.static import StaticStudent, StaticStudentConfig
 from kgkd.models.students.presets import STUDENT_PRESETS, StudentPreset, build_preset
+from kgkd.models.students.static import StaticStudent, StaticStudentConfig
 from kgkd.models.students.text import (
     TextStudent,
     TextStudentConfig,
