@@ -80,6 +80,14 @@ def test_a_kd_step_on_real_texts_lowers_the_loss(texts: list[str], tokenizer) ->
         assert kd() < start
 
 
+def test_frozen_embeddings_stay_the_distilled_vectors(texts: list[str], tokenizer) -> None:
+    model = StaticStudent.from_teacher(texts, tokenizer, max_tokens=40, dim=16, hidden_dim=8, freeze_embeddings=True)
+    table = model.embed.weight.detach().clone()
+    model(dict(tokenizer(texts, padding=True, return_tensors="pt"))).logits.sum().backward()
+    assert model.embed.weight.grad is None and torch.equal(model.embed.weight, table)
+    assert all(p.grad is not None for p in model.head.parameters())
+
+
 def test_text_static_preset_respects_its_budget(monkeypatch, texts: list[str], tokenizer) -> None:
     """The budget depends on shapes only: the 20k piece vectors are faked to keep the test fast."""
     def fake(ids, *args, **kwargs):

@@ -51,6 +51,8 @@ class StaticStudentConfig:
         dropout: dropout on the pooled vector and the hidden layer.
         pooling: ``"sif"`` (SIF-weighted mean, weights in the ``token_weight`` buffer) or ``"mean"``.
         max_length: longest input; longer inputs are truncated.
+        freeze_embeddings: keep the distilled MiniLM vectors fixed and train only the head (pieces
+            the training texts use then stay in the same space as those they never use).
     """
 
     num_tokens: int
@@ -63,6 +65,7 @@ class StaticStudentConfig:
     dropout: float = 0.1
     pooling: Literal["mean", "sif"] = "sif"
     max_length: int = 128
+    freeze_embeddings: bool = False
 
 
 def check_config(cfg: StaticStudentConfig) -> None:
@@ -163,6 +166,7 @@ class StaticStudent(Student):
         if kept_token_ids is not None:
             self.set_vocab(kept_token_ids)
         self.embed = nn.Embedding(cfg.num_tokens, cfg.dim)
+        self.embed.weight.requires_grad_(not cfg.freeze_embeddings)
         self.dropout = nn.Dropout(cfg.dropout)
         if cfg.hidden_dim:
             self.head = nn.Sequential(
@@ -204,17 +208,18 @@ class StaticStudent(Student):
             min_count / max_tokens: vocabulary pruning (see :func:`build_vocab`).
             fill_vocab: top the vocabulary up to ``max_tokens`` with the tokenizer's commonest other pieces.
             teacher_path: a local BERT folder; default the packaged MiniLM-L6.
-            **sizes: other :class:`StaticStudentConfig` fields (dim, hidden_dim, dropout, pooling, max_length).
+            **sizes: other :class:`StaticStudentConfig` fields (dim, hidden_dim, dropout, pooling, max_length,
+                freeze_embeddings).
 
         Raises:
             ConfigError: unknown option, bad size, ``fill_vocab`` without ``max_tokens``, or
                 ``dim`` larger than the teacher's width / the vocabulary.
         """
-        unknown = sorted(set(sizes) - {"dim", "hidden_dim", "dropout", "pooling", "max_length"})
+        unknown = sorted(set(sizes) - {"dim", "hidden_dim", "dropout", "pooling", "max_length", "freeze_embeddings"})
         if unknown:
             raise ConfigError(
                 f"static student: unknown option(s) {unknown}; accepted: dim, hidden_dim, dropout, pooling, "
-                "max_length, min_count, max_tokens, fill_vocab, teacher_path"
+                "max_length, freeze_embeddings, min_count, max_tokens, fill_vocab, teacher_path"
             )
         if fill_vocab and max_tokens is None:
             raise ConfigError("static student: fill_vocab=True needs max_tokens (the size to fill up to)")
