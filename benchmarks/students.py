@@ -14,7 +14,8 @@ test accuracy (digits: averaged over both leave-one-domain-out folds).
 
 Speed: CPU items/s at batch 1 and 32 (one torch thread, real test inputs) of the student and
 of the teacher ensemble (every teacher run in turn), as ``kgkd.distill.evaluation.profile``.
-Writes ``benchmarks/results/students.json`` and ``students.png`` (accuracy vs parameters).
+Writes ``benchmarks/results/students.json`` and ``students.png`` (accuracy vs parameters; ``--out NAME``
+writes ``NAME.json`` / ``NAME.png`` instead, ``--presets a,b`` runs only those rungs).
 
 ``--weightings uniform,kg`` adds students under any method in ``kgkd.signals``' WEIGHTINGS
 registry (the ``kg`` column is left null until asked for).
