@@ -14,13 +14,15 @@ test accuracy (digits: averaged over both leave-one-domain-out folds).
 
 Speed: CPU items/s at batch 1 and 32 (one torch thread, real test inputs) of the student and
 of the teacher ensemble (every teacher run in turn), as ``kgkd.distill.evaluation.profile``.
-Writes ``benchmarks/results/students.json`` and ``students.png`` (accuracy vs parameters).
+Writes ``benchmarks/results/students.json`` and ``students.png`` (accuracy vs parameters; ``--out NAME``
+writes ``NAME.json`` / ``NAME.png`` instead, ``--presets a,b`` runs only those rungs).
 
 ``--weightings uniform,kg`` adds students under any method in ``kgkd.signals``' WEIGHTINGS
 registry (the ``kg`` column is left null until asked for).
 
     python benchmarks/students.py --scale full --seeds 0,1,2
     python benchmarks/students.py --scale smoke --only digits --seeds 0
+    python benchmarks/students.py --scale quick --only text --presets text-static,text-tiny --out students_static
 """
 
 from __future__ import annotations
@@ -186,9 +188,10 @@ def summary(values: list[float]) -> dict[str, Any]:
             "runs": [round(v, 4) for v in values]}  # fmt: skip
 
 
-def run_task(task: str, scale: str, seeds: Sequence[int], weightings: Sequence[str]) -> dict[str, Any]:
-    """Every rung × (weightings + label-only) × seeds over the task's folds; speed on the first fold."""
-    spec = TASKS[task]
+def run_task(task: str, scale: str, seeds: Sequence[int], weightings: Sequence[str],
+             rungs: Sequence[str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Every rung (or ``rungs``) × (weightings + label-only) × seeds over the task's folds; speed on the first fold."""
+    spec = {**TASKS[task], "rungs": list(rungs)} if rungs else TASKS[task]
     scores: dict[str, dict[str, list[float]]] = {r: {} for r in spec["rungs"]}
     ensemble: list[float] = []
     rows: dict[str, dict[str, Any]] = {r: {} for r in spec["rungs"]}
@@ -273,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", default="0,1,2", help="student seeds, comma-separated (default 0,1,2)")
     parser.add_argument("--weightings", default="uniform",
                         help="weightings to distil under, comma-separated (WEIGHTINGS names; default uniform)")
+    parser.add_argument("--presets", default="",
+                        help="only these rungs (STUDENT_PRESETS names, comma-separated; default each task's ladder)")
+    parser.add_argument("--out", default="students", help="result name: benchmarks/results/<OUT>.json/.png")
     parser.add_argument("--speed-only", type=int, default=0, metavar="ROUNDS",
                         help="only re-measure CPU speed in ROUNDS alternating rounds, updating students.json")
     args = C.parse_and_setup(parser, argv)
@@ -287,16 +293,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         C.write_result("students", payload)
         plot(payload, C.RESULTS_DIR / "students.png")
         return payload
+    from kgkd.models.students import STUDENT_PRESETS
+
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     weightings = [w.strip() for w in args.weightings.split(",") if w.strip()]
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    unknown = [p for p in presets if p not in STUDENT_PRESETS]
+    if unknown:
+        parser.error(f"--presets: unknown rung(s) {unknown}; known: {sorted(STUDENT_PRESETS.names())}")
     started = time.perf_counter()
     payload = C.new_payload("students", args.scale, seeds[0])
     payload["seeds"], payload["weightings"] = seeds, weightings
     for task in args.only or list(TASKS):
-        payload[task] = run_task(task, args.scale, seeds, weightings)
+        rungs = [p for p in presets if STUDENT_PRESETS.get(p).modality == modality(task)]
+        if presets and not rungs:
+            parser.error(f"--presets {args.presets}: no {task} rung among them (see kgkd.models.students.STUDENT_PRESETS)")
+        payload[task] = run_task(task, args.scale, seeds, weightings, rungs or None)
         print_table(task, payload[task])
     payload.pop("tasks", None)
-    earlier = C.RESULTS_DIR / "students.json"
+    earlier = C.RESULTS_DIR / f"{args.out}.json"
     if args.only and earlier.is_file():  # keep the other tasks' latest results
         import json
 
@@ -306,8 +321,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 payload[task] = old[task]
                 payload.setdefault("kept_from_earlier_run", {})[task] = old.get("started")
     C.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    plot(payload, C.RESULTS_DIR / "students.png")
-    return C.finish(payload, started)
+    plot(payload, C.RESULTS_DIR / f"{args.out}.png")
+    return C.finish(payload, started, args.out)
+
+
+def modality(task: str) -> str:
+    """The preset modality of ``task`` (``text`` or ``image``)."""
+    return "text" if task == "text" else "image"
 
 
 def print_table(task: str, rows: dict[str, Any]) -> None:

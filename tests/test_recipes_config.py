@@ -70,7 +70,7 @@ def test_engine_typo_is_reported_under_distill_engine(tmp_path: Path) -> None:
         ("seed: 1.5\n", r"'seed' must be an integer"),
         ("output:\n  plots: 'yes'\n", r"'output\.plots' must be true or false"),
         ("student:\n  kind: tetx\n", (r"'student\.kind': unknown student 'tetx': not a preset .*architecture "
-         r"\(bert, digit, text\).*Did you mean 'text'")),
+         r"\(bert, digit, static, text\).*Did you mean 'text'")),
         ("teachers: [a, b]\n", r"'teachers' must be a mapping"),
     ],
 )

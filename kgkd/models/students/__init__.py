@@ -1,5 +1,5 @@
 """Compact students: ``TextStudent`` (pruned-vocab transformer), ``BertStudent`` (teacher-initialised
-pruned MiniLM), ``DigitStudent`` (small CNN), and the named ladder ``STUDENT_PRESETS``."""
+pruned MiniLM), ``StaticStudent`` (static MiniLM piece vectors + MLP), ``DigitStudent`` (small CNN), and the named ladder ``STUDENT_PRESETS``."""
 
 from kgkd.models.students.base import STUDENTS, Student, load_student
 from kgkd.models.students.bert import BertStudent, BertStudentConfig
@@ -13,6 +13,7 @@ from kgkd.models.students.presets import (
     student_modality,
     students_for,
 )
+from kgkd.models.students.static import StaticStudent, StaticStudentConfig
 from kgkd.models.students.text import (
     TextStudent,
     TextStudentConfig,
@@ -27,6 +28,8 @@ __all__ = [
     "BertStudentConfig",
     "DigitStudent",
     "DigitStudentConfig",
+    "StaticStudent",
+    "StaticStudentConfig",
     "Student",
     "StudentPreset",
     "TextStudent",

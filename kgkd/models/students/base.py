@@ -141,6 +141,19 @@ class Student(nn.Module):
         return cls(config_from_dict(cls.config_class, values, where))
 
 
+def build_from_texts(
+    cls: type[Student], build: Any, texts: Iterable[str] | None, label_names: Sequence[str] | None, params: dict[str, Any]
+) -> Student:
+    """Shared body of text students' :meth:`Student.for_data`: ``build(texts, tokenizer, **params)`` with checks."""
+    if texts is None:
+        raise ConfigError(f"student '{cls.architecture}' builds its vocabulary from the domains' texts; none were given")
+    labels = {} if label_names is None else {"label_names": tuple(label_names)}
+    try:
+        return build(texts, student_tokenizer(), **labels, **params)
+    except TypeError as exc:
+        raise ConfigError(f"student '{cls.architecture}': {exc}") from None
+
+
 def student_tokenizer() -> Any:
     """The tokenizer text students are built on and read (the packaged MiniLM word pieces)."""
     from kgkd.data.tokenizer import load_minilm_tokenizer

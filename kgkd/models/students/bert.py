@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from kgkd.errors import ConfigError, ModelError
+from kgkd.errors import ModelError
 from kgkd.models.base import ModelOutput
 from kgkd.models.hf_teacher import masked_mean
 from kgkd.models.students.base import STUDENTS, Student
@@ -216,15 +216,9 @@ class BertStudent(Student):
         cls, texts: Iterable[str] | None = None, label_names: Sequence[str] | None = None, **params: Any
     ) -> BertStudent:
         """A fresh student whose vocabulary is the word pieces of ``texts`` (see :meth:`from_teacher`)."""
-        from kgkd.models.students.base import student_tokenizer
+        from kgkd.models.students.base import build_from_texts
 
-        if texts is None:
-            raise ConfigError("student 'bert' builds its vocabulary from the domains' texts; none were given")
-        try:
-            labels = {} if label_names is None else {"label_names": tuple(label_names)}
-            return cls.from_teacher(texts, student_tokenizer(), **labels, **params)
-        except TypeError as exc:
-            raise ConfigError(f"student 'bert': {exc}") from None
+        return build_from_texts(cls, cls.from_teacher, texts, label_names, params)  # type: ignore[return-value]
 
     @property
     def feature_shapes(self) -> dict[str, tuple[int, ...]]:

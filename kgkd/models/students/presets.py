@@ -1,4 +1,5 @@
-"""Named student sizes (the ladder): ``text-tiny`` / ``text-small`` / ``text-base``, ``digit`` / ``digit-fast``.
+"""Named student sizes (the ladder): ``text-static`` / ``text-tiny`` / ``text-small`` / ``text-base``,
+``digit`` / ``digit-fast``.
 
 A preset is a student architecture plus its sizes and a parameter budget; the budget is
 checked when the student is built (text students' embedding tables depend on the texts, so
@@ -7,6 +8,8 @@ their vocabularies are capped by ``max_tokens``):
 ============  =========  ==========================================================================
 preset        budget     what
 ============  =========  ==========================================================================
+text-static   ≤ 5.7 M    ``StaticStudent``: MiniLM's isolated-piece outputs, PCA to d=256, for 20,000 pieces
+                         (the texts' pieces topped up with MiniLM's commonest), SIF mean → MLP head
 text-tiny     ≤ 1 M      ``TextStudent`` from scratch (d=128, 2 layers), top-5,000 word pieces,
                          embeddings PCA-initialised from MiniLM
 text-small    ≤ 5.7 M    ``BertStudent``: MiniLM's first layer + pooler, top-8,000 word pieces
@@ -84,6 +87,12 @@ def _register(preset: StudentPreset) -> None:
     STUDENT_PRESETS.register(preset.name)(preset)
 
 
+_register(StudentPreset(
+    "text-static", "text", "static",
+    "static MiniLM piece vectors (model2vec-style: isolated-piece outputs, PCA d=256), 20k pieces, SIF mean + MLP head",
+    max_params=5_700_000,
+    options={"max_tokens": 20000, "fill_vocab": True, "dim": 256, "hidden_dim": 256, "pooling": "sif"},
+))  # fmt: skip
 _register(StudentPreset(
     "text-tiny", "text", "text", "scratch transformer d=128 x2 layers, top-5k word pieces (PCA MiniLM embeddings)",
     max_params=1_000_000,

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kgkd.errors import ConfigError, ModelError
+from kgkd.errors import ModelError
 from kgkd.models.base import ModelOutput
 from kgkd.models.hf_teacher import masked_mean
 from kgkd.models.students.base import STUDENTS, Student
@@ -206,16 +206,10 @@ class TextStudent(Student):
         Unless ``init_from_teacher`` is given, its embeddings start from MiniLM's (PCA), the
         recipes' long-standing default.
         """
-        from kgkd.models.students.base import student_tokenizer
+        from kgkd.models.students.base import build_from_texts
 
         params.setdefault("init_from_teacher", True)
-        if texts is None:
-            raise ConfigError("student 'text' builds its vocabulary from the domains' texts; none were given")
-        try:
-            labels = {} if label_names is None else {"label_names": tuple(label_names)}
-            return cls.from_texts(texts, student_tokenizer(), **labels, **params)
-        except TypeError as exc:
-            raise ConfigError(f"student 'text': {exc}") from None
+        return build_from_texts(cls, cls.from_texts, texts, label_names, params)  # type: ignore[return-value]
 
     @property
     def feature_shapes(self) -> dict[str, tuple[int, ...]]:
