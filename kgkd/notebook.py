@@ -138,7 +138,7 @@ def without_domain(kg: Any, name: str) -> Any:
 def strip_outputs(path: str | os.PathLike[str]) -> bool:
     """Remove outputs and execution counts from the notebook at ``path``; True if it changed.
 
-    Notebooks are committed without outputs (``tests/test_notebooks.py`` checks it);
+    Notebooks are committed without outputs (``tests/recipes/test_notebooks.py`` checks it);
     ``python -m kgkd.notebook notebooks/*.ipynb`` cleans them after a run.
     """
     import nbformat

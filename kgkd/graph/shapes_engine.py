@@ -7,7 +7,7 @@ SHACL Core features it uses: ``sh:targetClass``, ``sh:property`` with IRI paths,
 ``sh:maxInclusive``, ``sh:pattern``, ``sh:or``, ``sh:node``, ``sh:severity`` and ``sh:message``,
 the way pyshacl does (including the results nested under a failing ``sh:node``). Any other
 feature raises :class:`UnsupportedShapes` at compile time and the caller runs pyshacl instead;
-``tests/test_graph_scale.py`` checks that both give identical results.
+``tests/graph/test_graph_scale.py`` checks that both give identical results.
 
 Data are read from a :class:`~kgkd.graph.triple_index.TripleIndex` (one pass over the triples).
 """

@@ -16,7 +16,7 @@ from kgkd.graph.fast_parse import fast_parse
 from kgkd.graph.validation import pick_engine, shacl_problems
 from kgkd.paths import graphs_dir
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 from graph_gen import generated_turtle
 

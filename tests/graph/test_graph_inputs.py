@@ -16,7 +16,7 @@ from kgkd.graph.draw import CANVAS, draw_graph
 from kgkd.graph.validation import ascii_name, shacl_problems
 from kgkd.paths import graphs_dir
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from graph_gen import generated_turtle
 
 SENTIMENT = (graphs_dir() / "sentiment.ttl").read_text(encoding="utf-8")
