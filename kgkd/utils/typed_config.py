@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar, Union
 
 from kgkd.errors import ConfigError, ConfigValueError
@@ -22,6 +22,14 @@ from kgkd.utils.suggest import suggestion
 __all__ = ["coerce", "describe", "from_mapping", "type_name"]
 
 C = TypeVar("C")
+
+#: Scalar annotation → (does a YAML value fit it, what the error says it must be).
+_SCALARS: dict[type, tuple[Callable[[Any], bool], str]] = {
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
 
 
 def type_name(tp: Any) -> str:
@@ -123,22 +131,11 @@ def coerce(
         if not isinstance(value, Mapping):
             raise ConfigValueError(f"{label} must be a mapping, got {describe(value)}", key)
         return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigValueError(f"{label} must be true or false, got {describe(value)}", key)
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigValueError(f"{label} must be an integer, got {describe(value)}", key)
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigValueError(f"{label} must be a number, got {describe(value)}", key)
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigValueError(f"{label} must be a string, got {describe(value)}", key)
-        return value
+    if tp in _SCALARS:
+        accepts, wanted = _SCALARS[tp]
+        if not accepts(value):
+            raise ConfigValueError(f"{label} must be {wanted}, got {describe(value)}", key)
+        return float(value) if tp is float else value
     raise ConfigError(f"{label} has an unsupported type {type_name(tp)}")  # pragma: no cover
 
 

@@ -22,9 +22,10 @@ from torch import Tensor
 from kgkd.errors import ModelError
 from kgkd.models.base import ModelOutput
 from kgkd.models.hf_teacher import masked_mean
-from kgkd.models.students.base import STUDENTS, Student
+from kgkd.models.students.base import STUDENTS
+from kgkd.models.students.pruned_vocab import PrunedVocabStudent
 from kgkd.models.students.text import MINILM_VOCAB_SIZE, SENTIMENT_LABELS
-from kgkd.models.students.vocab import build_vocab, pruned_tokenizer, token_rows
+from kgkd.models.students.vocab import build_vocab
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def bert_config(cfg: BertStudentConfig, pad_row: int) -> Any:
 
 
 @STUDENTS.register("bert")
-class BertStudent(Student):
+class BertStudent(PrunedVocabStudent):
     """A ``BertForSequenceClassification`` over a pruned vocabulary (CLS pooler → classifier).
 
     Features: ``"pooled"`` (masked mean of the last hidden state, like the teachers'),
@@ -86,6 +87,7 @@ class BertStudent(Student):
     """
 
     architecture = "bert"
+    builder = "from_teacher"
     config_class = BertStudentConfig
     modality = "text"
 
@@ -98,10 +100,7 @@ class BertStudent(Student):
         cfg = self.config
         if cfg.dim % cfg.num_heads:
             raise ModelError(f"BertStudent: dim={cfg.dim} must be divisible by num_heads={cfg.num_heads}")
-        self.register_buffer("kept_token_ids", torch.zeros(cfg.num_tokens, dtype=torch.long))
-        self.register_buffer("token_map", torch.zeros(cfg.full_vocab_size, dtype=torch.long))
-        if kept_token_ids is not None:
-            self.set_vocab(kept_token_ids)
+        self.init_vocab_buffers(kept_token_ids)
         hide_broken_torchvision()
         from transformers import BertForSequenceClassification
 
@@ -111,18 +110,6 @@ class BertStudent(Student):
     def pad_row(self) -> int:
         """Row of ``[PAD]`` in the pruned table (ids are sorted, so it is its rank)."""
         return int((self.kept_token_ids < self.config.pad_token_id).sum()) if self.kept_token_ids.any() else 0
-
-    def set_vocab(self, kept_token_ids: Sequence[int] | Tensor) -> None:
-        """Fill ``kept_token_ids`` and the id → row ``token_map`` (unknown ids → ``[UNK]``)."""
-        cfg = self.config
-        try:
-            ids, token_map = token_rows(
-                kept_token_ids, cfg.full_vocab_size, cfg.unk_token_id, cfg.pad_token_id, cfg.num_tokens
-            )
-        except ModelError as exc:
-            raise ModelError(f"BertStudent: {exc}") from None
-        self.kept_token_ids.copy_(ids)
-        self.token_map.copy_(token_map)
 
     @classmethod
     def from_teacher(
@@ -207,39 +194,9 @@ class BertStudent(Student):
             mapped[key] = value
         self.bert.bert.load_state_dict(mapped, strict=False)
 
-    def pruned_tokenizer(self, tokenizer: Any) -> Any:
-        """The teachers' ``tokenizer`` rewritten to this student's kept pieces (ids = rows)."""
-        return pruned_tokenizer(tokenizer, self.kept_token_ids, self.config.max_length)
-
-    @classmethod
-    def for_data(
-        cls, texts: Iterable[str] | None = None, label_names: Sequence[str] | None = None, **params: Any
-    ) -> BertStudent:
-        """A fresh student whose vocabulary is the word pieces of ``texts`` (see :meth:`from_teacher`)."""
-        from kgkd.models.students.base import build_from_texts
-
-        return build_from_texts(cls, cls.from_teacher, texts, label_names, params)  # type: ignore[return-value]
-
     @property
     def feature_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"pooled": (self.config.dim,), "cls": (self.config.dim,)}
-
-    def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
-        """Classify ``batch["input_ids"]`` (teacher tokenizer ids; ``attention_mask`` optional)."""
-        if "input_ids" not in batch:
-            raise ModelError(
-                f"BertStudent needs batch['input_ids'] but the batch has keys {sorted(batch)}; "
-                "collate with kgkd.data.TextCollator"
-            )
-        ids = batch["input_ids"][:, : self.config.max_length]
-        mask = batch.get("attention_mask")
-        mask = ids.new_ones(ids.shape) if mask is None else mask[:, : self.config.max_length]
-        if ids.numel() and (ids.min() < 0 or ids.max() >= self.config.full_vocab_size):
-            raise ModelError(
-                f"BertStudent: input_ids outside 0..{self.config.full_vocab_size - 1}; tokenize with the "
-                "teachers' (MiniLM) tokenizer"
-            )
-        return self.forward_rows(self.token_map[ids], mask)
 
     def forward_rows(self, rows: Tensor, mask: Tensor) -> ModelOutput:
         """Forward on ids already in the pruned vocabulary (what the exported HF model sees)."""

@@ -30,9 +30,10 @@ from torch import Tensor, nn
 
 from kgkd.errors import ConfigError, ModelError
 from kgkd.models.base import ModelOutput
-from kgkd.models.students.base import STUDENTS, Student
+from kgkd.models.students.base import STUDENTS
+from kgkd.models.students.pruned_vocab import PrunedVocabStudent
 from kgkd.models.students.text import MINILM_VOCAB_SIZE, SENTIMENT_LABELS, pca_embeddings
-from kgkd.models.students.vocab import build_vocab, pruned_tokenizer, token_rows
+from kgkd.models.students.vocab import build_vocab
 
 POOLINGS: tuple[str, ...] = ("mean", "sif")
 _UNUSED = re.compile(r"^\[unused\d+\]$")
@@ -147,10 +148,11 @@ def sif_weights(counts: Counter[int], kept: Tensor, specials: Iterable[int], a: 
 
 
 @STUDENTS.register("static")
-class StaticStudent(Student):
+class StaticStudent(PrunedVocabStudent):
     """Static piece vectors → (SIF-)weighted mean → MLP head. Feature ``"pooled"`` [B, dim]."""
 
     architecture = "static"
+    builder = "from_teacher"
     config_class = StaticStudentConfig
     modality = "text"
 
@@ -160,11 +162,8 @@ class StaticStudent(Student):
         super().__init__(config)
         cfg = self.config
         check_config(cfg)
-        self.register_buffer("kept_token_ids", torch.zeros(cfg.num_tokens, dtype=torch.long))
-        self.register_buffer("token_map", torch.zeros(cfg.full_vocab_size, dtype=torch.long))
         self.register_buffer("token_weight", torch.ones(cfg.num_tokens))
-        if kept_token_ids is not None:
-            self.set_vocab(kept_token_ids)
+        self.init_vocab_buffers(kept_token_ids)
         self.embed = nn.Embedding(cfg.num_tokens, cfg.dim)
         self.embed.weight.requires_grad_(not cfg.freeze_embeddings)
         self.dropout = nn.Dropout(cfg.dropout)
@@ -175,27 +174,6 @@ class StaticStudent(Student):
             )  # fmt: skip
         else:
             self.head = nn.Sequential(nn.Linear(cfg.dim, len(cfg.label_names)))
-
-    def set_vocab(self, kept_token_ids: Sequence[int] | Tensor) -> None:
-        """Fill ``kept_token_ids`` and the id → row ``token_map`` (unknown ids → ``[UNK]``, pooled with weight 0)."""
-        cfg = self.config
-        try:
-            ids, token_map = token_rows(
-                kept_token_ids, cfg.full_vocab_size, cfg.unk_token_id, cfg.pad_token_id, cfg.num_tokens
-            )
-        except ModelError as exc:
-            raise ModelError(f"StaticStudent: {exc}") from None
-        self.kept_token_ids.copy_(ids)
-        self.token_map.copy_(token_map)
-
-    @classmethod
-    def for_data(
-        cls, texts: Iterable[str] | None = None, label_names: Sequence[str] | None = None, **params: Any
-    ) -> StaticStudent:
-        """A fresh student over the word pieces of ``texts`` (see :meth:`from_teacher`)."""
-        from kgkd.models.students.base import build_from_texts
-
-        return build_from_texts(cls, cls.from_teacher, texts, label_names, params)  # type: ignore[return-value]
 
     @classmethod
     def from_teacher(
@@ -267,30 +245,9 @@ class StaticStudent(Student):
                 student.token_weight.copy_(keep.float())
         return student
 
-    def pruned_tokenizer(self, tokenizer: Any) -> Any:
-        """The teachers' ``tokenizer`` rewritten to this student's kept pieces (ids = rows)."""
-        return pruned_tokenizer(tokenizer, self.kept_token_ids, self.config.max_length)
-
     @property
     def feature_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"pooled": (self.config.dim,)}
-
-    def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
-        """Classify ``batch["input_ids"]`` (teacher tokenizer ids; ``attention_mask`` optional)."""
-        if "input_ids" not in batch:
-            raise ModelError(
-                f"StaticStudent needs batch['input_ids'] but the batch has keys {sorted(batch)}; "
-                "collate with kgkd.data.TextCollator"
-            )
-        ids = batch["input_ids"][:, : self.config.max_length]
-        mask = batch.get("attention_mask")
-        mask = ids.new_ones(ids.shape) if mask is None else mask[:, : self.config.max_length]
-        if ids.numel() and (ids.min() < 0 or ids.max() >= self.config.full_vocab_size):
-            raise ModelError(
-                f"StaticStudent: input_ids outside 0..{self.config.full_vocab_size - 1}; tokenize with the "
-                "teachers' (MiniLM) tokenizer"
-            )
-        return self.forward_rows(self.token_map[ids], mask)
 
     def forward_rows(self, rows: Tensor, mask: Tensor) -> ModelOutput:
         """Forward on ids already in the pruned vocabulary (what an exported model sees)."""

@@ -22,8 +22,9 @@ from torch import Tensor, nn
 from kgkd.errors import ModelError
 from kgkd.models.base import ModelOutput
 from kgkd.models.hf_teacher import masked_mean
-from kgkd.models.students.base import STUDENTS, Student
-from kgkd.models.students.vocab import build_vocab, token_rows
+from kgkd.models.students.base import STUDENTS
+from kgkd.models.students.pruned_vocab import PrunedVocabStudent
+from kgkd.models.students.vocab import build_vocab
 
 SENTIMENT_LABELS: tuple[str, ...] = ("negative", "positive")
 MINILM_VOCAB_SIZE = 30522
@@ -88,7 +89,7 @@ def minilm_word_embeddings(path: str | os.PathLike[str] | None = None) -> Tensor
 
 
 @STUDENTS.register("text")
-class TextStudent(Student):
+class TextStudent(PrunedVocabStudent):
     """Pruned-vocabulary embedding → ``num_layers`` pre-norm transformer layers → masked mean → classifier.
 
     Args:
@@ -98,6 +99,7 @@ class TextStudent(Student):
     """
 
     architecture = "text"
+    builder = "from_texts"
     config_class = TextStudentConfig
     modality = "text"
 
@@ -110,10 +112,7 @@ class TextStudent(Student):
             raise ModelError(
                 f"TextStudent: dim={cfg.dim} must be divisible by num_heads={cfg.num_heads}"
             )
-        self.register_buffer("kept_token_ids", torch.zeros(cfg.num_tokens, dtype=torch.long))
-        self.register_buffer("token_map", torch.zeros(cfg.full_vocab_size, dtype=torch.long))
-        if kept_token_ids is not None:
-            self.set_vocab(kept_token_ids)
+        self.init_vocab_buffers(kept_token_ids)
         self.embed = nn.Embedding(cfg.num_tokens, cfg.dim)
         self.position = nn.Embedding(cfg.max_length, cfg.dim)
         nn.init.normal_(self.position.weight, std=0.02)
@@ -132,18 +131,6 @@ class TextStudent(Student):
         )
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(cfg.dim, len(cfg.label_names))
-
-    def set_vocab(self, kept_token_ids: Sequence[int] | Tensor) -> None:
-        """Fill ``kept_token_ids`` and the id → row ``token_map`` (unknown ids → ``[UNK]`` row)."""
-        cfg = self.config
-        try:
-            ids, token_map = token_rows(
-                kept_token_ids, cfg.full_vocab_size, cfg.unk_token_id, cfg.pad_token_id, cfg.num_tokens
-            )
-        except ModelError as exc:
-            raise ModelError(f"TextStudent: {exc}") from None
-        self.kept_token_ids.copy_(ids)
-        self.token_map.copy_(token_map)
 
     @classmethod
     def from_texts(
@@ -206,10 +193,8 @@ class TextStudent(Student):
         Unless ``init_from_teacher`` is given, its embeddings start from MiniLM's (PCA), the
         recipes' long-standing default.
         """
-        from kgkd.models.students.base import build_from_texts
-
         params.setdefault("init_from_teacher", True)
-        return build_from_texts(cls, cls.from_texts, texts, label_names, params)  # type: ignore[return-value]
+        return super().for_data(texts, label_names, **params)  # type: ignore[return-value]
 
     @property
     def feature_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -235,23 +220,10 @@ class TextStudent(Student):
             x = x + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm2(x))))))
         return self.encoder.norm(x)
 
-    def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
-        """Classify ``batch["input_ids"]`` (tokenizer ids; ``attention_mask`` optional)."""
-        if "input_ids" not in batch:
-            raise ModelError(
-                f"TextStudent needs batch['input_ids'] but the batch has keys {sorted(batch)}; "
-                "collate with kgkd.data.TextCollator"
-            )
-        ids = batch["input_ids"][:, : self.config.max_length]
-        mask = batch.get("attention_mask")
-        mask = ids.new_ones(ids.shape) if mask is None else mask[:, : self.config.max_length]
-        if ids.numel() and (ids.min() < 0 or ids.max() >= self.config.full_vocab_size):
-            raise ModelError(
-                f"TextStudent: input_ids outside 0..{self.config.full_vocab_size - 1}; tokenize with the "
-                "teachers' (MiniLM) tokenizer"
-            )
-        positions = torch.arange(ids.shape[1], device=ids.device)
-        x = self.embed_norm(self.embed(self.token_map[ids]) + self.position(positions))
+    def forward_rows(self, rows: Tensor, mask: Tensor) -> ModelOutput:
+        """Forward on ids already in the pruned vocabulary (rows of the embedding table)."""
+        positions = torch.arange(rows.shape[1], device=rows.device)
+        x = self.embed_norm(self.embed(rows) + self.position(positions))
         hidden = self.encode(self.dropout(x), mask)
         pooled = masked_mean(hidden, mask)
         return ModelOutput(self.classifier(self.dropout(pooled)), {"pooled": pooled})
