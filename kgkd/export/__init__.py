@@ -57,10 +57,10 @@ def export_student(
                               "labels": list(student.label_names)}  # fmt: skip
     with staged_output_dir(out, overwrite) as stage:
         if student.modality == "text":
-            from kgkd.data import load_minilm_tokenizer
             from kgkd.export.inputs import text_batch
+            from kgkd.models.students.base import student_tokenizer
 
-            tokenizer = load_minilm_tokenizer()
+            tokenizer = student_tokenizer()  # the tokenizer the student reads (its own, not a fixed model's)
             max_length = max_length_of(student, meta)
             report["max_length"] = max_length
             if fmt == "hf":
