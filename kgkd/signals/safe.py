@@ -38,6 +38,7 @@ from torch import Tensor
 from kgkd.signals.baselines import WEIGHTINGS
 from kgkd.signals.graph_weighting import RuleWeighting, UniformRule, gate_rules, prior_rules
 from kgkd.signals.inner_cv import CVResult, WeightRule, cross_validate
+from kgkd.signals.transductive import adapt_rules
 from kgkd.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -92,6 +93,8 @@ class SafeKGWeighting(RuleWeighting):
         rules.update(prior_rules())
         if with_features:
             rules.update(gate_rules())
+        if self.options.get("use_adapt", True):
+            rules.update(adapt_rules())
         return rules
 
     def choose_rule(self, kg, probs, labels, features):  # type: ignore[override]
