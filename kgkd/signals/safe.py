@@ -1,7 +1,9 @@
 """The default ``kg`` weighting: the graph's best variant when the evidence says so, else (calibrated) uniform.
 
-Candidates — plain uniform, calibrated uniform, the graph prior over its β grid and (with
-sample features) the per-sample KG gate over its grid — are scored by inner
+Candidates — plain uniform, calibrated uniform, the graph prior over its β grid, (with
+sample features) the per-sample KG gate over its grid and (option ``use_adapt``, default
+on) the graph prior refined on the target's unlabelled teacher outputs
+(:mod:`kgkd.signals.transductive`) — are scored by inner
 leave-one-source-domain-out CV on source labels only (:mod:`kgkd.signals.inner_cv`).
 Decision rule, stated once, for each domain ``d`` the weights are asked for:
 
