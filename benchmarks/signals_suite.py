@@ -36,7 +36,7 @@ from kgkd.signals.inner_cv import stacked
 from kgkd.utils.seed import seed_everything
 
 METHODS = ("uniform", "calibrated_uniform", "confidence", "domain_posterior", "graph_prior", "kg_gate", "kg_gnn",
-           "kg")
+           "kg_adapt", "kg")
 STUDENT_METHODS = ("uniform", "calibrated_uniform", "confidence", "domain_posterior", "kg")
 FEATURE_METHODS = frozenset({"domain_posterior", "kg_gate", "kg"})
 
@@ -81,8 +81,8 @@ def headroom(p: Tensor, y: Tensor, seed: int) -> dict[str, float]:
 def method_options(name: str, seed: int, sim: DomainSimilarity, memo: dict[Any, Any], smoke: bool) -> dict[str, Any]:
     if name == "kg_gnn":
         return {"seed": seed, "epochs": 10 if smoke else 100, "shrinkage": 0.0}  # raw GNN weights: its own row, not a fallback
-    if name in ("graph_prior", "kg_gate", "kg"):
-        return {"seed": seed, "similarity": sim, "cv_memo": memo}  # one inner CV shared by the three
+    if name in ("graph_prior", "kg_gate", "kg_adapt", "kg"):
+        return {"seed": seed, "similarity": sim, "cv_memo": memo}  # one inner CV shared by the four
     return {"seed": seed} if name in ("domain_posterior", "calibrated_uniform") else {}
 
 

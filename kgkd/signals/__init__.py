@@ -14,6 +14,7 @@ Baselines live next to them (:data:`WEIGHTINGS`), and
 
 from kgkd.signals import graph_weighting as _graph_weighting  # noqa: F401 - registers the graph weightings
 from kgkd.signals import safe as _safe  # noqa: F401 - registers the safe default ``kg``
+from kgkd.signals import transductive as _transductive  # noqa: F401 - registers ``kg_adapt``
 from kgkd.signals.baselines import WEIGHTINGS, EnsembleWeighting
 from kgkd.signals.calibration import TeacherCalibration, fit_temperature, temper
 from kgkd.signals.encoders import ENCODERS, SignalEncoder, build_encoder

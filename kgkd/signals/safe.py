@@ -1,7 +1,9 @@
 """The default ``kg`` weighting: the graph's best variant when the evidence says so, else (calibrated) uniform.
 
-Candidates — plain uniform, calibrated uniform, the graph prior over its β grid and (with
-sample features) the per-sample KG gate over its grid — are scored by inner
+Candidates — plain uniform, calibrated uniform, the graph prior over its β grid, (with
+sample features) the per-sample KG gate over its grid and (option ``use_adapt``, default
+on) the graph prior refined on the target's unlabelled teacher outputs
+(:mod:`kgkd.signals.transductive`) — are scored by inner
 leave-one-source-domain-out CV on source labels only (:mod:`kgkd.signals.inner_cv`).
 Decision rule, stated once, for each domain ``d`` the weights are asked for:
 
@@ -38,6 +40,7 @@ from torch import Tensor
 from kgkd.signals.baselines import WEIGHTINGS
 from kgkd.signals.graph_weighting import RuleWeighting, UniformRule, gate_rules, prior_rules
 from kgkd.signals.inner_cv import CVResult, WeightRule, cross_validate
+from kgkd.signals.transductive import adapt_rules
 from kgkd.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -92,6 +95,8 @@ class SafeKGWeighting(RuleWeighting):
         rules.update(prior_rules())
         if with_features:
             rules.update(gate_rules())
+        if self.options.get("use_adapt", True):
+            rules.update(adapt_rules())
         return rules
 
     def choose_rule(self, kg, probs, labels, features):  # type: ignore[override]

@@ -258,3 +258,49 @@ def test_a_saved_kg_choice_gives_domain_weights_on_any_graph(kg: KnowledgeGraph)
     uniform = domain_weights_from_choice(kg, {**choice, "rule": {"rule": "uniform"}}, ["rmnist_30"])
     assert torch.allclose(uniform, torch.full((1, 5), 0.2))
     assert domain_weights_from_choice(kg, {**choice, "rule": {"rule": "kg_gate"}}, ["rmnist_30"]) is None
+
+
+def test_transductive_rule_at_infinite_lambda_is_the_prior(sim: DomainSimilarity) -> None:
+    from kgkd.signals.transductive import AdaptRule
+
+    probs, _, _ = angle_problem(n=60)
+    teachers = TEACHERS[1:]
+    ctx = FoldContext(DOMAINS[1:], teachers, {t: TEACHER_DOMAINS[t] for t in teachers}, None, sim)
+    p = torch.stack([probs["rmnist_0"][t] for t in teachers], 1)
+    prior = PriorRule(5.0, 0.0).weights(ctx, "rmnist_0", p, None)
+    assert torch.equal(AdaptRule(PriorRule(5.0, 0.0), math.inf).weights(ctx, "rmnist_0", p, None), prior)
+    near = AdaptRule(PriorRule(5.0, 0.0), 1e6).weights(ctx, "rmnist_0", p, None)
+    assert torch.allclose(near, prior, atol=1e-3), (near[0], prior[0])
+
+
+def test_transductive_rule_moves_toward_the_teacher_that_is_right_on_the_target() -> None:
+    """One teacher confident and right, the others diffuse noise: label-free refinement finds it."""
+    from kgkd.signals.transductive import refine_weights
+
+    gen = torch.Generator().manual_seed(0)
+    n, t, c = 300, 4, 10
+    y = torch.randint(0, c, (n,), generator=gen)
+    logits = torch.randn(n, t, c, generator=gen)
+    logits[torch.arange(n), 0, y] += 4.0  # teacher 0 is right, the rest are noise
+    p = torch.softmax(logits, -1)
+    prior = torch.full((n, t), 1.0 / t)
+    w = refine_weights(prior, p, lam=0.3)
+    assert torch.allclose(w.sum(-1), torch.ones(n))
+    assert float(w[0, 0]) > 0.5 > float(prior[0, 0]), w[0]
+    weaker = refine_weights(prior, p, lam=3.0)  # a stronger pull to the prior moves less
+    assert float(prior[0, 0]) < float(weaker[0, 0]) < float(w[0, 0])
+    acc = lambda ws: float(((ws.unsqueeze(-1) * p).sum(1).argmax(-1) == y).float().mean())
+    assert acc(w) > acc(prior)
+
+
+def test_kg_and_kg_adapt_with_one_labelled_source_stay_uniform(kg: KnowledgeGraph, sim) -> None:
+    probs, labels, _ = angle_problem(n=50)
+    kgw = SafeKGWeighting(similarity=sim).fit(kg, probs, {"rmnist_0": labels["rmnist_0"]}, ["rmnist_0"],
+                                              TEACHERS[1:])
+    assert any(n.startswith("adapt(") for n in kgw.rules)  # the transductive rules are candidates
+    assert kgw.decision["chosen"] == "uniform"
+    adapt = WEIGHTINGS.get("kg_adapt")(similarity=sim).fit(kg, probs, {"rmnist_0": labels["rmnist_0"]},
+                                                           ["rmnist_0"], TEACHERS[1:])
+    p = torch.stack([probs["rmnist_15"][t] for t in TEACHERS[1:]], 1)
+    w = adapt.sample_weights("rmnist_15", adapt.calibrated(p))
+    assert torch.allclose(w, torch.full_like(w, 1.0 / len(TEACHERS[1:])))
