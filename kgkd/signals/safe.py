@@ -2,8 +2,8 @@
 
 Candidates — plain uniform, calibrated uniform, the graph prior over its β grid, (with
 sample features) the per-sample KG gate over its grid and (option ``use_adapt``, default
-on) the graph prior refined on the target's unlabelled teacher outputs
-(:mod:`kgkd.signals.transductive`) — are scored by inner
+off: no reliable gain measured) the graph prior refined on the target's unlabelled teacher
+outputs (:mod:`kgkd.signals.transductive`) — are scored by inner
 leave-one-source-domain-out CV on source labels only (:mod:`kgkd.signals.inner_cv`).
 Decision rule, stated once, for each domain ``d`` the weights are asked for:
 
@@ -95,7 +95,7 @@ class SafeKGWeighting(RuleWeighting):
         rules.update(prior_rules())
         if with_features:
             rules.update(gate_rules())
-        if self.options.get("use_adapt", True):
+        if self.options.get("use_adapt", False):
             rules.update(adapt_rules())
         return rules
 

@@ -295,8 +295,11 @@ def test_transductive_rule_moves_toward_the_teacher_that_is_right_on_the_target(
 
 def test_kg_and_kg_adapt_with_one_labelled_source_stay_uniform(kg: KnowledgeGraph, sim) -> None:
     probs, labels, _ = angle_problem(n=50)
-    kgw = SafeKGWeighting(similarity=sim).fit(kg, probs, {"rmnist_0": labels["rmnist_0"]}, ["rmnist_0"],
-                                              TEACHERS[1:])
+    default = SafeKGWeighting(similarity=sim).fit(kg, probs, {"rmnist_0": labels["rmnist_0"]}, ["rmnist_0"],
+                                                  TEACHERS[1:])
+    assert not any(n.startswith("adapt(") for n in default.rules)  # off by default (no confirmed gain)
+    kgw = SafeKGWeighting(similarity=sim, use_adapt=True).fit(kg, probs, {"rmnist_0": labels["rmnist_0"]},
+                                                              ["rmnist_0"], TEACHERS[1:])
     assert any(n.startswith("adapt(") for n in kgw.rules)  # the transductive rules are candidates
     assert kgw.decision["chosen"] == "uniform"
     adapt = WEIGHTINGS.get("kg_adapt")(similarity=sim).fit(kg, probs, {"rmnist_0": labels["rmnist_0"]},
