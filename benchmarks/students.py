@@ -23,6 +23,10 @@ registry (the ``kg`` column is left null until asked for).
     python benchmarks/students.py --scale full --seeds 0,1,2
     python benchmarks/students.py --scale smoke --only digits --seeds 0
     python benchmarks/students.py --scale quick --only text --presets text-static,text-tiny --out students_static
+    python benchmarks/students.py --scale transfer --only text --presets text-static,text-tiny --out students_transfer
+
+``--scale transfer`` is ``quick`` (same teachers, val and test items) with no train limit: every
+domain's whole training split is the transfer set (the held-out domains' labels stay hidden).
 """
 
 from __future__ import annotations
@@ -62,7 +66,29 @@ SCALE_OVERRIDES: dict[str, dict[str, list[str]]] = {
         "text": ["data.train_limit=150", "data.val_limit=150", "data.test_limit=300", "distill.engine.epochs=3"],
         "digits": ["data.train_limit=1000", "data.val_limit=300", "data.test_limit=500", "distill.engine.epochs=5"],
     },
+    # transfer = quick (same teachers, val and test sets: limits are drawn per split, so the test
+    # items are quick's) with the whole training split of every domain as the transfer set
+    # (text: 15,791 texts; the held-out domains' labels stay hidden, as at every scale)
+    "transfer": {"text": ["data.train_limit=null", "data.val_limit=100", "data.test_limit=200", "distill.engine.epochs=3"],
+                 "digits": ["data.train_limit=null", "data.val_limit=300", "data.test_limit=500", "distill.engine.epochs=5"]},
 }  # fmt: skip
+
+#: Scales of this benchmark only, and the shipped-config scale each builds on (``_common.recipe_config``).
+EXTRA_SCALES: dict[str, str] = {"transfer": "quick"}
+
+
+def task_config(task: str, scale: str, source: Sequence[str], target: Sequence[str]) -> Any:
+    """The recipe config of ``task``'s fold ``source → target`` at benchmark ``scale`` (student seed aside)."""
+    overrides = [*SCALE_OVERRIDES[scale][task], *fold_overrides(source, target)]
+    return C.recipe_config(TASKS[task]["config"], EXTRA_SCALES.get(scale, scale), 0, overrides)
+
+
+def add_scales(parser: Any, extra: Sequence[str]) -> None:
+    """Let ``--scale`` (from ``_common.benchmark_parser``) also take this benchmark's own scales."""
+    for action in parser._actions:
+        if action.dest == "scale":
+            action.choices = (*action.choices, *extra)
+            action.help = f"{action.help}; transfer = quick with every training text as the transfer set"
 
 
 def fold_overrides(source: Sequence[str], target: Sequence[str]) -> list[str]:
@@ -146,7 +172,7 @@ def remeasure_speed(task: str, scale: str, payload_task: dict[str, Any], rounds:
 
     spec = TASKS[task]
     source, target = spec["folds"][0]
-    cfg = C.recipe_config(spec["config"], scale, 0, [*SCALE_OVERRIDES[scale][task], *fold_overrides(source, target)])
+    cfg = task_config(task, scale, source, target)
     ws, _ = C.prepare(cfg)
     texts = [ds.texts[i] for ds in ws.data["train"].datasets for i in range(len(ds))] if ws.modality == "text" else None
     best: dict[str, dict[str, float]] = {}
@@ -197,7 +223,7 @@ def run_task(task: str, scale: str, seeds: Sequence[int], weightings: Sequence[s
     rows: dict[str, dict[str, Any]] = {r: {} for r in spec["rungs"]}
     timings: dict[str, float] = {}
     for f, (source, target) in enumerate(spec["folds"]):
-        cfg = C.recipe_config(spec["config"], scale, 0, [*SCALE_OVERRIDES[scale][task], *fold_overrides(source, target)])
+        cfg = task_config(task, scale, source, target)
         ws, stages = C.prepare(cfg)
         timings.update({f"fold{f}_{k}": round(v, 1) for k, v in stages.items()})
         if f == 0:
@@ -273,6 +299,7 @@ def plot(payload: dict[str, Any], path: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = C.benchmark_parser(__doc__, TASKS, seed_help=None)
+    add_scales(parser, list(EXTRA_SCALES))
     parser.add_argument("--seeds", default="0,1,2", help="student seeds, comma-separated (default 0,1,2)")
     parser.add_argument("--weightings", default="uniform",
                         help="weightings to distil under, comma-separated (WEIGHTINGS names; default uniform)")
