@@ -89,7 +89,6 @@ class BertStudent(PrunedVocabStudent):
     architecture = "bert"
     builder = "from_teacher"
     config_class = BertStudentConfig
-    modality = "text"
 
     def __init__(
         self, config: BertStudentConfig, kept_token_ids: Sequence[int] | Tensor | None = None

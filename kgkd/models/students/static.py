@@ -154,7 +154,6 @@ class StaticStudent(PrunedVocabStudent):
     architecture = "static"
     builder = "from_teacher"
     config_class = StaticStudentConfig
-    modality = "text"
 
     def __init__(
         self, config: StaticStudentConfig, kept_token_ids: Sequence[int] | Tensor | None = None

@@ -101,7 +101,6 @@ class TextStudent(PrunedVocabStudent):
     architecture = "text"
     builder = "from_texts"
     config_class = TextStudentConfig
-    modality = "text"
 
     def __init__(
         self, config: TextStudentConfig, kept_token_ids: Sequence[int] | Tensor | None = None
