@@ -5,9 +5,10 @@
 * ``domain_posterior`` — the distribution-weighted rule (Mansour et al. 2008; Cortes et
   al. 2021): ``w_t(x) ∝ Σ_s p(s | x)·[t trained on s]`` with ``p(s | x)`` from a domain
   classifier on the sources' unlabelled samples. The strongest non-graph competitor.
-* ``graph_prior`` — ``w(d, t) ∝ exp(β_g·s_relations(d, dom t) + β_t·s_text(d, dom t))``
-  (:mod:`kgkd.signals.similarity`); β = 0 is exactly uniform; (β_g, β_t) from a small
-  grid by inner leave-one-source-domain-out CV on source labels.
+* ``graph_prior`` — ``w(d, t) ∝ exp(β_g·s_relations(d, dom t) + β_t·s_text(d, dom t)
+  − β_a·dist_attributes(d, dom t))`` (:mod:`kgkd.signals.similarity`); β = 0 is exactly
+  uniform; (β_g, β_t, β_a) from a small grid by inner leave-one-source-domain-out CV on
+  source labels.
 * ``kg_gate`` — the graph version of the distribution-weighted rule, per sample:
   ``w_t(x) ∝ exp(β·s_G(d, dom t)) · q_t(x)^γ`` with ``q`` the posterior mapped through
   ``trainedOn``; (β_g, β_t, γ) by the same inner CV.
@@ -32,6 +33,9 @@ log = get_logger(__name__)
 
 #: β grid of the graph prior (per view); 0 switches a view off.
 BETA_GRID: tuple[float, ...] = (0.0, 2.0, 5.0, 10.0)
+#: β_a grid of the attribute kernel ``exp(-β_a · mean |Δz|)``: 1 halves a teacher's weight per 0.7
+#: standard deviations of attribute difference, 8 is close to "nearest attribute value only".
+ATTR_GRID: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0)
 #: γ grid of the per-sample gate (how sharply the domain posterior routes).
 GAMMA_GRID: tuple[float, ...] = (0.5, 1.0, 2.0)
 #: Probability floor added to the mapped posterior, so no teacher is ruled out by one classifier.
@@ -51,8 +55,9 @@ class UniformRule(WeightRule):
         return {"rule": "uniform", "calibrate": self.calibrate}
 
 
-def prior_scores(ctx: FoldContext, domain: str, beta_graph: float, beta_text: float) -> Tensor:
-    """``β_g·s_relations + β_t·s_text`` of ``domain`` to each teacher's best-matching training domain."""
+def prior_scores(ctx: FoldContext, domain: str, beta_graph: float, beta_text: float,
+                 beta_attr: float = 0.0) -> Tensor:
+    """``β_g·s_relations + β_t·s_text − β_a·dist_attr`` of ``domain`` to each teacher's best-matching domain."""
     if ctx.similarity is None:
         raise SignalError("the graph prior needs the graph's domain similarity (kg=)")
     scores = torch.zeros(len(ctx.teachers))
@@ -62,30 +67,31 @@ def prior_scores(ctx: FoldContext, domain: str, beta_graph: float, beta_text: fl
             continue
         rel = ctx.similarity.row("relations", domain, own)
         txt = ctx.similarity.row("text", domain, own)
-        scores[j] = (beta_graph * rel + beta_text * txt).max()
+        score = beta_graph * rel + beta_text * txt
+        if beta_attr:
+            score = score - beta_attr * ctx.similarity.row("attribute_distance", domain, own)
+        scores[j] = score.max()
     return scores
 
 
 def mapped_posterior(ctx: FoldContext, features: Tensor) -> Tensor:
     """``q_t(x) = Σ_s p(s | x) · M[s, t]`` with each source's mass shared among its teachers ``[N, T]``."""
-    post = ctx.predict_sources(features)  # [N, S]
-    m = torch.tensor([[float(s in ctx.teacher_domains.get(t, ())) for t in ctx.teachers] for s in ctx.sources])
-    m = m / m.sum(1, keepdim=True).clamp_min(1.0)
-    return post @ m + POSTERIOR_FLOOR
+    return ctx.mapped_posterior(features, POSTERIOR_FLOOR)
 
 
 class PriorRule(WeightRule):
-    """The graph prior at fixed (β_g, β_t): one weight row per domain."""
+    """The graph prior at fixed (β_g, β_t, β_a): one weight row per domain."""
 
-    def __init__(self, beta_graph: float, beta_text: float) -> None:
-        self.beta_graph, self.beta_text = beta_graph, beta_text
+    def __init__(self, beta_graph: float, beta_text: float, beta_attr: float = 0.0) -> None:
+        self.beta_graph, self.beta_text, self.beta_attr = beta_graph, beta_text, beta_attr
 
     def weights(self, ctx: FoldContext, domain: str, probs: Tensor, features: Tensor | None) -> Tensor:
-        w = torch.softmax(prior_scores(ctx, domain, self.beta_graph, self.beta_text), dim=0)
+        w = torch.softmax(prior_scores(ctx, domain, self.beta_graph, self.beta_text, self.beta_attr), dim=0)
         return w.expand(probs.size(0), -1).clone()
 
     def describe(self) -> dict[str, Any]:
-        return {"rule": "graph_prior", "beta_graph": self.beta_graph, "beta_text": self.beta_text}
+        return {"rule": "graph_prior", "beta_graph": self.beta_graph, "beta_text": self.beta_text,
+                "beta_attr": self.beta_attr}
 
 
 class GateRule(WeightRule):
@@ -93,30 +99,42 @@ class GateRule(WeightRule):
 
     uses_features = True
 
-    def __init__(self, beta_graph: float, beta_text: float, gamma: float) -> None:
-        self.beta_graph, self.beta_text, self.gamma = beta_graph, beta_text, gamma
+    def __init__(self, beta_graph: float, beta_text: float, gamma: float, beta_attr: float = 0.0) -> None:
+        self.beta_graph, self.beta_text, self.gamma, self.beta_attr = beta_graph, beta_text, gamma, beta_attr
 
     def weights(self, ctx: FoldContext, domain: str, probs: Tensor, features: Tensor | None) -> Tensor:
         if features is None:
             raise SignalError(f"the per-sample gate needs features of domain '{domain}' (features=)")
         logits = self.gamma * mapped_posterior(ctx, features).log()
-        if self.beta_graph or self.beta_text:
-            logits = logits + prior_scores(ctx, domain, self.beta_graph, self.beta_text)
+        if self.beta_graph or self.beta_text or self.beta_attr:
+            logits = logits + prior_scores(ctx, domain, self.beta_graph, self.beta_text, self.beta_attr)
         return torch.softmax(logits, dim=-1)
 
     def describe(self) -> dict[str, Any]:
-        return {"rule": "kg_gate", "beta_graph": self.beta_graph, "beta_text": self.beta_text, "gamma": self.gamma}
+        return {"rule": "kg_gate", "beta_graph": self.beta_graph, "beta_text": self.beta_text,
+                "beta_attr": self.beta_attr, "gamma": self.gamma}
 
 
-def prior_rules() -> dict[str, WeightRule]:
-    """Graph-prior rules over the β grid, simplest (β = 0: uniform) first."""
-    return {f"prior(bg={bg:g},bt={bt:g})": PriorRule(bg, bt) for bg, bt in itertools.product(BETA_GRID, BETA_GRID)}
+def _attr_suffix(beta_attr: float) -> str:
+    return f",ba={beta_attr:g}" if beta_attr else ""
 
 
-def gate_rules() -> dict[str, WeightRule]:
-    """Gate rules over the (β_g, β_t, γ) grid."""
-    return {f"gate(bg={bg:g},bt={bt:g},g={g:g})": GateRule(bg, bt, g)
-            for g, bg, bt in itertools.product(GAMMA_GRID, BETA_GRID, BETA_GRID)}
+def attr_grid(similarity: DomainSimilarity | None) -> tuple[float, ...]:
+    """:data:`ATTR_GRID` when the graph states informative numeric attributes, else ``(0,)`` (nothing to try)."""
+    has = similarity is not None and bool((similarity.attribute_distance > 0).any())
+    return ATTR_GRID if has else (0.0,)
+
+
+def prior_rules(similarity: DomainSimilarity | None = None) -> dict[str, WeightRule]:
+    """Graph-prior rules over the (β_g, β_t, β_a) grid, simplest (β = 0: uniform) first."""
+    return {f"prior(bg={bg:g},bt={bt:g}{_attr_suffix(ba)})": PriorRule(bg, bt, ba)
+            for ba, bg, bt in itertools.product(attr_grid(similarity), BETA_GRID, BETA_GRID)}
+
+
+def gate_rules(similarity: DomainSimilarity | None = None) -> dict[str, WeightRule]:
+    """Gate rules over the (β_g, β_t, β_a, γ) grid."""
+    return {f"gate(bg={bg:g},bt={bt:g}{_attr_suffix(ba)},g={g:g})": GateRule(bg, bt, g, ba)
+            for g, ba, bg, bt in itertools.product(GAMMA_GRID, attr_grid(similarity), BETA_GRID, BETA_GRID)}
 
 
 class RuleWeighting(EnsembleWeighting):
@@ -210,7 +228,7 @@ class GraphPriorWeighting(_CVChosen):
     """The graph prior with (β_g, β_t) chosen by inner CV."""
 
     def grid(self) -> dict[str, WeightRule]:
-        return prior_rules()
+        return prior_rules(self.similarity)
 
 
 @WEIGHTINGS.register("kg_gate")
@@ -220,7 +238,7 @@ class KGGateWeighting(_CVChosen):
     uses_features = True
 
     def grid(self) -> dict[str, WeightRule]:
-        return gate_rules()
+        return gate_rules(self.similarity)
 
     def fit(self, kg, probs, labels, source_domains, teachers, target=None, features=None):  # type: ignore[override]
         if features is None:

@@ -37,6 +37,7 @@ class FoldContext:
     seed: int = 0
     _posterior: DomainPosterior | None = field(default=None, repr=False)
     _predicted: dict[int, Tensor] = field(default_factory=dict, repr=False)
+    _mapped: tuple[Tensor, tuple[Any, ...], Tensor] | None = field(default=None, repr=False)
 
     def posterior(self) -> DomainPosterior:
         """The domain classifier over this fold's sources (fitted on first use)."""
@@ -51,7 +52,19 @@ class FoldContext:
         key = id(features)
         if key not in self._predicted:
             self._predicted = {key: self.posterior().predict(features)}  # keep only the latest tensor
+            self._mapped = None
         return self._predicted[key]
+
+    def mapped_posterior(self, features: Tensor, floor: float) -> Tensor:
+        """``q_t(x) = Σ_s p(s | x) · M[s, t]``, each source's mass shared among its teachers ``[N, T]`` (memoised)."""
+        post = self.predict_sources(features)  # [N, S]
+        key = (floor, tuple(self.teachers), tuple(self.sources))
+        if self._mapped is None or self._mapped[0] is not post or self._mapped[1] != key:
+            m = torch.tensor([[float(s in self.teacher_domains.get(t, ())) for t in self.teachers]
+                              for s in self.sources])
+            m = m / m.sum(1, keepdim=True).clamp_min(1.0)
+            self._mapped = (post, key, post @ m + floor)
+        return self._mapped[2]
 
 
 class WeightRule:
@@ -162,7 +175,10 @@ def cross_validate(
                     memo[ctx_key] = make_context(kg, probs, labels, rest, kept, teacher_domains, similarity,
                                                  features, rule.calibrate, seed)
                 ctx = memo[ctx_key]
-                p = ctx.calibration.apply(raw, kept) if ctx.calibration is not None else raw
+                p_key = (fold_key, "probs", rule.calibrate)  # calibrated once per fold, shared by the rules
+                if p_key not in memo:
+                    memo[p_key] = ctx.calibration.apply(raw, kept) if ctx.calibration is not None else raw
+                p = memo[p_key]
                 w = rule.weights(ctx, target, p, feats)
                 mix = (w.unsqueeze(-1) * p).sum(1)
                 memo[key] = (mix.argmax(-1) == y, float(label_nll(mix, y)))

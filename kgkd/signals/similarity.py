@@ -1,13 +1,22 @@
 """How alike two domains are, read off the knowledge graph: the ``s_G(d, d')`` of the graph prior.
 
-Three views, each a ``[D, D]`` matrix over the graph's domains, row-normalised to
-``[0, 1]`` over the *other* domains (so one scalar β means the same on every graph):
+Three views, each a ``[D, D]`` matrix over the graph's domains. The first two are
+similarities row-normalised to ``[0, 1]`` over the *other* domains (so one scalar β means
+the same on every graph):
 
 * ``relations`` — personalised PageRank from ``d`` over the domain–domain relations the
   graph states (``similarTo`` with its weight; ``sameSource``, ``sharesGenre``,
   ``subDomainOf`` and equal ``genre`` literals with :data:`RELATION_WEIGHT`), averaged
   with the proximity of the numeric attributes both domains state (e.g. a rotation angle);
-* ``text`` — cosine similarity of the domains' label + description embeddings.
+* ``text`` — cosine similarity of the domains' label + description embeddings;
+* ``attribute_distance`` — a *distance*, not row-normalised: the mean absolute difference
+  of the standardised numeric attributes both domains state (``kgkd:rotationAngle``,
+  ``kgkd:avgLength``, ...). Row normalisation would erase what makes it useful — that
+  15° is half as far as 30° on every graph — so the graph prior uses it as
+  ``exp(-β_a · distance)``, a kernel on the attribute scale.
+
+Only *informative* attributes count: one that every domain states with the same value
+(``channels 1`` on all rotated-MNIST domains) says nothing and would only dilute the rest.
 
 A domain that first appears in a new Turtle file gets its rows from its description
 and links alone: nothing here is fitted.
@@ -77,26 +86,55 @@ def _relation_adjacency(graph: SignalGraph, genres: dict[str, str]) -> Tensor:
     return adj
 
 
-def _attribute_proximity(records: Sequence[Any]) -> Tensor | None:
-    """``exp(-mean |Δz|)`` over the standardised numeric attributes both domains state; None if none."""
+def _attribute_distances(records: Sequence[Any]) -> tuple[Tensor, Tensor] | None:
+    """Summed ``|Δz|`` and counts over the informative numeric attributes both domains state; None if none.
+
+    An attribute is informative when at least two domains state it with different values;
+    each is standardised over the domains that state it.
+    """
     names = sorted({k for r in records for k in r.attributes})
-    if not names:
-        return None
     n = len(records)
     dist, count = torch.zeros(n, n), torch.zeros(n, n)
     for key in names:
         vals = torch.tensor([float(r.attributes.get(key, float("nan"))) for r in records])
         have = ~torch.isnan(vals)
-        if int(have.sum()) < 2:
-            continue
-        std = vals[have].std().clamp_min(1e-8) if int(have.sum()) > 1 else torch.tensor(1.0)
-        z = (vals - vals[have].mean()) / std
+        if int(have.sum()) < 2 or float(vals[have].std()) < 1e-8:
+            continue  # stated by one domain, or the same everywhere: no information
+        z = (vals - vals[have].mean()) / vals[have].std()
         both = have.view(-1, 1) & have.view(1, -1)
         dist += torch.where(both, (z.view(-1, 1) - z.view(1, -1)).abs(), torch.zeros(n, n))
         count += both.float()
     if not bool((count > 0).any()):
         return None
-    return torch.where(count > 0, torch.exp(-dist / count.clamp_min(1)), torch.zeros(n, n))
+    return dist, count
+
+
+def _attribute_proximity(records: Sequence[Any]) -> Tensor | None:
+    """``exp(-mean |Δz|)`` over the informative attributes both domains state (0 where they share none)."""
+    found = _attribute_distances(records)
+    if found is None:
+        return None
+    dist, count = found
+    return torch.where(count > 0, torch.exp(-dist / count.clamp_min(1)), torch.zeros_like(dist))
+
+
+def attribute_distance(records: Sequence[Any]) -> Tensor:
+    """``[D, D]`` mean ``|Δz|`` over shared informative attributes; a pair sharing none gets its row's mean.
+
+    The imputation keeps a domain with no stated attributes neutral (neither near nor far)
+    instead of looking identical to everything. All zeros when the graph states none.
+    """
+    n = len(records)
+    found = _attribute_distances(records)
+    if found is None:
+        return torch.zeros(n, n)
+    dist, count = found
+    known = count > 0
+    mean = torch.where(known, dist / count.clamp_min(1), torch.zeros_like(dist))
+    off = known & ~torch.eye(n, dtype=torch.bool)
+    row_mean = (mean * off).sum(1) / off.sum(1).clamp_min(1)
+    out = torch.where(known, mean, row_mean.view(-1, 1).expand(n, n))
+    return out.fill_diagonal_(0.0)
 
 
 @dataclass
@@ -106,6 +144,11 @@ class DomainSimilarity:
     domains: list[str]
     relations: Tensor  # [D, D]
     text: Tensor  # [D, D]
+    attribute_distance: Tensor | None = None  # [D, D]; None → zeros (the graph states no attributes)
+
+    def __post_init__(self) -> None:
+        if self.attribute_distance is None:
+            self.attribute_distance = torch.zeros(len(self.domains), len(self.domains))
 
     @classmethod
     def from_kg(cls, kg: Any, embedder: TextEmbedder | None = None, use_text: bool = True) -> DomainSimilarity:
@@ -118,17 +161,18 @@ class DomainSimilarity:
         if hasattr(kg, "domains") and not isinstance(kg, SignalGraph):
             genres = {d.name: d.text_attributes.get("genre", "") for d in kg.domains()}
         ppr = _row_minmax(personalised_pagerank(_relation_adjacency(graph, genres)))
-        attrs = _attribute_proximity(graph.records["domain"])
+        records = graph.records["domain"]
+        attrs = _attribute_proximity(records)
         relations = ppr if attrs is None else (ppr + _row_minmax(attrs)) / 2
         if use_text:
             emb = (embedder or TextEmbedder()).embed([r.text for r in graph.records["domain"]])
             text = _row_minmax(emb @ emb.t())
         else:
             text = torch.zeros(len(names), len(names))
-        return cls(list(names), relations, text)
+        return cls(list(names), relations, text, attribute_distance(records))
 
     def row(self, view: str, domain: str, others: Sequence[str]) -> Tensor:
-        """Similarity of ``domain`` to each of ``others`` in ``view`` (0 for names not in the graph)."""
+        """``view``'s entry of ``domain`` against each of ``others`` (0 for names not in the graph)."""
         if domain not in self.domains:
             raise SignalError(
                 f"domain '{domain}' is not a kgkd:Domain node of the graph (known: {', '.join(self.domains)}); "

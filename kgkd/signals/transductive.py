@@ -121,4 +121,4 @@ class KGAdaptWeighting(_CVChosen):
     """Graph prior refined on the target's unlabelled outputs; (β_g, β_t, λ ∈ grid ∪ {∞}) by inner CV."""
 
     def grid(self) -> dict[str, WeightRule]:
-        return {**prior_rules(), **adapt_rules()}
+        return {**prior_rules(self.similarity), **adapt_rules()}

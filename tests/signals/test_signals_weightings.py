@@ -307,3 +307,41 @@ def test_kg_and_kg_adapt_with_one_labelled_source_stay_uniform(kg: KnowledgeGrap
     p = torch.stack([probs["rmnist_15"][t] for t in TEACHERS[1:]], 1)
     w = adapt.sample_weights("rmnist_15", adapt.calibrated(p))
     assert torch.allclose(w, torch.full_like(w, 1.0 / len(TEACHERS[1:])))
+
+
+def test_attribute_distance_keeps_the_angle_scale_and_ignores_constant_attributes(sim: DomainSimilarity) -> None:
+    """15° is half as far as 30° (no row normalisation); ``channels 1`` on every domain adds nothing."""
+    d = sim.row("attribute_distance", "rmnist_30", DOMAINS)
+    assert float(d[2]) == 0.0
+    assert torch.allclose(d[1], d[3], atol=1e-6) and torch.allclose(d[0], 2 * d[1], atol=1e-5)
+    angles = torch.tensor(ANGLES, dtype=torch.float)
+    assert torch.allclose(d[1], 15.0 / angles.std(), atol=1e-5)  # only rotationAngle counts
+
+
+def test_attribute_kernel_prior_halves_per_step_as_beta_says(sim: DomainSimilarity) -> None:
+    """``exp(-β_a·|Δz|)``: the 15°-away teacher outweighs the 30°-away one by exactly ``exp(β_a·15/sd)``."""
+    ctx = FoldContext(DOMAINS, TEACHERS, TEACHER_DOMAINS, None, sim)
+    ctx.teachers = [t for t in TEACHERS if t != "teacher_rmnist_0"]
+    w = PriorRule(0.0, 0.0, 2.0).weights(ctx, "rmnist_0", torch.rand(1, 5, 10), None)[0]
+    step = 15.0 / torch.tensor(ANGLES, dtype=torch.float).std()
+    assert torch.allclose(w[0] / w[1], torch.exp(2.0 * step), rtol=1e-4)
+    assert list(w.argsort(descending=True).tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_a_graph_without_numeric_attributes_has_no_attribute_grid() -> None:
+    from kgkd.signals.graph_weighting import attr_grid, prior_rules
+
+    flat = DomainSimilarity(["a", "b"], torch.eye(2), torch.eye(2))
+    assert attr_grid(flat) == (0.0,) and not any("ba=" in name for name in prior_rules(flat))
+    assert torch.equal(flat.attribute_distance, torch.zeros(2, 2))
+
+
+def test_a_domain_without_attributes_is_neutral_in_the_attribute_view() -> None:
+    from kgkd.signals.features import NodeRecord
+    from kgkd.signals.similarity import attribute_distance
+
+    records = [NodeRecord("a", "", {"angle": 0.0}), NodeRecord("b", "", {"angle": 30.0}),
+               NodeRecord("c", "", {"angle": 60.0}), NodeRecord("new", "", {})]
+    d = attribute_distance(records)
+    assert torch.allclose(d[3], torch.zeros(4))  # its own row: every teacher equally far, no preference
+    assert torch.allclose(d[0, 3], d[0, 1:3].mean())  # others see it at their mean distance
