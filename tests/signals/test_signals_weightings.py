@@ -345,3 +345,13 @@ def test_a_domain_without_attributes_is_neutral_in_the_attribute_view() -> None:
     d = attribute_distance(records)
     assert torch.allclose(d[3], torch.zeros(4))  # its own row: every teacher equally far, no preference
     assert torch.allclose(d[0, 3], d[0, 1:3].mean())  # others see it at their mean distance
+
+
+def test_a_saved_choice_with_an_attribute_kernel_rebuilds_its_weights(kg: KnowledgeGraph) -> None:
+    from kgkd.signals.safe import domain_weights_from_choice
+
+    teachers = TEACHERS[:2] + TEACHERS[3:]  # 0°, 15°, 45°, 60°, 75°
+    choice = {"rule": {"rule": "graph_prior", "beta_graph": 0.0, "beta_text": 0.0, "beta_attr": 8.0},
+              "teachers": teachers, "teacher_domains": TEACHER_DOMAINS, "sources": DOMAINS[:2] + DOMAINS[3:]}
+    w = domain_weights_from_choice(kg, choice, ["rmnist_30"])[0]
+    assert torch.allclose(w[1], w[2], atol=1e-6) and float(w[1] + w[2]) > 0.95  # 15° and 45°, equally
