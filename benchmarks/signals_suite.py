@@ -200,6 +200,8 @@ def summarise_benchmark(per_seed: list[dict[str, Any]], notes: list[str]) -> dic
     }
     students = all("students" in r for r in per_seed)
     for m in METHODS:
+        if not all(m in f["methods"] for r in per_seed for f in r["folds"]):
+            continue  # a method added after this run (merged older results): left blank, never filled in
         entry = {"ensemble": summarise([macro(r, lambda f, m=m: f["methods"][m]["accuracy"]) for r in per_seed])}
         if students and m in STUDENT_METHODS:
             entry["student"] = summarise([statistics.fmean(r["students"][m]["per_domain"][d] for d in result["folds"])
@@ -214,12 +216,13 @@ def markdown(payload: dict[str, Any]) -> str:
              + " | ".join(METHODS) + " |", "|---" * (4 + len(METHODS)) + "|"]
     for name, b in payload["benchmarks"].items():
         h = b["headroom"]
-        cells = [f"{b['methods'][m]['ensemble']['mean']:.1f} ± {b['methods'][m]['ensemble']['sd']:.1f}" for m in METHODS]
+        cells = [f"{b['methods'][m]['ensemble']['mean']:.1f} ± {b['methods'][m]['ensemble']['sd']:.1f}"
+                 if m in b["methods"] else "" for m in METHODS]
         lines.append(f"| {name} (ensemble) | {h['uniform']['mean']:.1f} | {h['best_fixed_in_hindsight']['mean']:.1f} | "
                      f"{h['per_sample_oracle']['mean']:.1f} | " + " | ".join(cells) + " |")
-        if any("student" in b["methods"][m] for m in METHODS):
+        if any("student" in b["methods"].get(m, {}) for m in METHODS):
             cells = [f"{b['methods'][m]['student']['mean']:.1f} ± {b['methods'][m]['student']['sd']:.1f}"
-                     if "student" in b["methods"][m] else "" for m in METHODS]
+                     if "student" in b["methods"].get(m, {}) else "" for m in METHODS]
             lines.append(f"| {name} (student) | | | | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
