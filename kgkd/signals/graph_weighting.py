@@ -11,7 +11,7 @@
   source labels.
 * ``kg_gate`` — the graph version of the distribution-weighted rule, per sample:
   ``w_t(x) ∝ exp(β·s_G(d, dom t)) · q_t(x)^γ`` with ``q`` the posterior mapped through
-  ``trainedOn``; (β_g, β_t, γ) by the same inner CV.
+  ``trainedOn``; (β_g, β_t, β_a, γ) by the same inner CV.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ class _CVChosen(RuleWeighting):
 
 @WEIGHTINGS.register("graph_prior")
 class GraphPriorWeighting(_CVChosen):
-    """The graph prior with (β_g, β_t) chosen by inner CV."""
+    """The graph prior with (β_g, β_t, β_a) chosen by inner CV."""
 
     def grid(self) -> dict[str, WeightRule]:
         return prior_rules(self.similarity)
