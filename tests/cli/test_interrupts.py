@@ -28,10 +28,20 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+#: ``python -m kgkd`` with SIGINT handled as in a shell-started process. A child inherits its
+#: parent's ignored signals and signal mask across exec, and the test process (after hundreds
+#: of tests and their libraries) is not a shell: without this the child may never see Ctrl-C.
+RUN_KGKD_WITH_DEFAULT_SIGINT = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+    "runpy.run_module('kgkd', run_name='__main__', alter_sys=True)"
+)
+
+
 def interrupt(args: list[str], ready: callable, timeout: float = 90.0) -> subprocess.CompletedProcess[str]:
     """Start ``python -m kgkd ARGS``, wait until ``ready()``, send SIGINT, collect the result."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "kgkd", *args], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", RUN_KGKD_WITH_DEFAULT_SIGINT, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
     deadline = time.monotonic() + timeout
     try:
