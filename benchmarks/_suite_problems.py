@@ -55,6 +55,10 @@ class Problem:
     collate_options: dict[str, Any] = field(default_factory=dict)  # max_length / image_size of student.collator()
     engine: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: None: leave-one-domain-out (each fold fits on the other domains, without the target's teachers).
+    #: Set (amalgamation): every fold fits on these labelled domains with all teachers; the other
+    #: domains are held out, these are served in-domain (their test split is never fitted on).
+    fit_domains: list[str] | None = None
 
 
 # --- text11 -----------------------------------------------------------------------------
@@ -189,6 +193,30 @@ def digits_ccexam(scale: str, seed: int) -> Problem:
                           ("teacher_mnist", "teacher_usps", "teacher_svhn"), scale, seed)
 
 
+def amalgamation(scale: str, seed: int) -> Problem:
+    """Knowledge amalgamation: an MNIST and a Fashion-MNIST teacher (disjoint label sets) over 20 classes.
+
+    The question is routing, not transfer: each sample's soft label should come from the
+    teacher of its task. Methods are fitted on MNIST and Fashion-MNIST validation labels
+    with both teachers, served on their test splits, and on UCI 8×8 digits, held out (its
+    labels are never read). Fashion-MNIST is built on demand from the Debian package
+    ``dataset-fashion-mnist`` (``kgkd data build --fashion``).
+    """
+    from kgkd.data.build import build_domains
+    from kgkd.data.specs import DOMAINS
+
+    spec = DOMAINS.get("fashion_mnist")
+    if not (spec.root_dir / spec.file).exists():
+        C.log.info("amalgamation: building fashion_mnist from the Debian package (kgkd data build --fashion)")
+        build_domains(fashion=True, only=["fashion_mnist"])
+    pb = recipe_problem("amalgamation", "digits_fashion_amalgamation", ("mnist", "fashion_mnist", "uci_digits"),
+                        ("mnist", "fashion_mnist", "uci_digits"), ("teacher_mnist", "teacher_fashion"), scale, seed)
+    pb.fit_domains = ["mnist", "fashion_mnist"]
+    pb.notes.append("amalgamation: methods fitted on mnist + fashion_mnist validation labels with both teachers; "
+                    "mnist and fashion_mnist test splits served in-domain, uci_digits held out")
+    return pb
+
+
 BENCHMARKS: dict[str, Callable[[str, int], Problem]] = {
-    "text11": text11, "rotated_digits": rotated_digits, "digits_ccexam": digits_ccexam,
+    "text11": text11, "rotated_digits": rotated_digits, "digits_ccexam": digits_ccexam, "amalgamation": amalgamation,
 }

@@ -89,8 +89,11 @@ def method_options(name: str, seed: int, sim: DomainSimilarity, memo: dict[Any, 
 def run_fold(pb: Problem, target: str, seed: int, sim: DomainSimilarity, methods: Sequence[str],
              smoke: bool = False) -> dict[str, Any]:
     """Fit every method without ``target``'s labels or teachers; score on its test split."""
-    sources = [d for d in pb.domains if d != target]
-    teachers = [t for t in pb.teachers if target not in pb.teacher_domains.get(t, [])]
+    if pb.fit_domains is None:  # leave-one-domain-out
+        sources = [d for d in pb.domains if d != target]
+        teachers = [t for t in pb.teachers if target not in pb.teacher_domains.get(t, [])]
+    else:  # amalgamation: fixed labelled domains, every teacher
+        sources, teachers = list(pb.fit_domains), list(pb.teachers)
     probs = {d: {t: pb.probs["val"][d][t] for t in teachers} for d in sources}
     labels = {d: pb.labels["val"][d] for d in sources}
     feats = {d: pb.features["val"][d] for d in sources}

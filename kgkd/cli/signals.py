@@ -144,7 +144,9 @@ def _show_kg_choice(kg: object, fitted_dir: Path, domains: list[str], width: int
     chosen = {d: per_domain[d]["decision"]["chosen"] if d in per_domain else fallback for d in domains}
     print("per domain (evidence: the inner folds most like that domain):")
     for d in domains:
-        print(f"  {d:<{width}}  {chosen[d]}")
+        uncovered = (per_domain.get(d) or {}).get("no_label_coverage")
+        note = f"  (no weight: {', '.join(uncovered)} cannot name its labels)" if uncovered else ""
+        print(f"  {d:<{width}}  {chosen[d]}{note}")
     table = domain_weights_from_choice(kg, choice, domains)
     if table is None:
         print("  (a per-sample rule for some domain: weights depend on each sample)")

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from kgkd.errors import SignalError
 from kgkd.signals.calibration import TeacherCalibration
+from kgkd.signals.coverage import LabelCoverage
 from kgkd.signals.fit import fit_signals
 from kgkd.signals.fitted import FittedSignals
 from kgkd.signals.mixture import ensemble_nll
@@ -201,10 +202,11 @@ class KGEnsemble(EnsembleWeighting):
         self.fitted: FittedSignals = fit_signals(kg, {d: probs[d] for d in source_domains},
                                                  {d: labels[d] for d in source_domains}, source_domains,
                                                  teachers=teachers, **opts)
+        self.coverage = LabelCoverage(kg)
         return self
 
     def sample_weights(self, domain: str, probs: Tensor, features: Tensor | None = None) -> Tensor:
-        return self.fitted.sample_weights(domain, probs)
+        return self.coverage.restrict(domain, self.teachers, self.fitted.sample_weights(domain, probs))
 
 
 @WEIGHTINGS.register("kg_gnn_gate")

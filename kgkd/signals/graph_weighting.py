@@ -12,6 +12,11 @@
 * ``kg_gate`` — the graph version of the distribution-weighted rule, per sample:
   ``w_t(x) ∝ exp(β·s_G(d, dom t)) · q_t(x)^γ`` with ``q`` the posterior mapped through
   ``trainedOn``; (β_g, β_t, β_a, γ) by the same inner CV.
+
+The graph-aware ones (``graph_prior``, ``kg_gate``, ``kg_adapt``, ``kg``) also read the
+graph's label links: a teacher that cannot name any of a domain's labels gets zero
+weight there (:mod:`kgkd.signals.coverage`). ``calibrated_uniform`` and
+``domain_posterior`` do not read the graph.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from torch import Tensor
 
 from kgkd.errors import SignalError
 from kgkd.signals.baselines import WEIGHTINGS, EnsembleWeighting
+from kgkd.signals.coverage import LabelCoverage
 from kgkd.signals.inner_cv import CVResult, FoldContext, WeightRule, cross_validate
 from kgkd.signals.similarity import DomainSimilarity
 from kgkd.utils.logging import get_logger
@@ -150,7 +156,7 @@ class RuleWeighting(EnsembleWeighting):
             raise SignalError(f"{type(self).__name__} needs at least one labelled source domain")
         self.similarity = self.options.get("similarity") or similarity_of(kg, self.options)
         self.context = FoldContext(self.sources, self.teachers, self.teacher_domains, self.calibration,
-                                   self.similarity, features, int(self.options.get("seed", 0)))
+                                   self.similarity, features, int(self.options.get("seed", 0)), LabelCoverage(kg))
         self.rule = self.choose_rule(kg, probs, labels, features)
         self.rule.calibrate = self.calibration is not None
         return self
@@ -159,7 +165,7 @@ class RuleWeighting(EnsembleWeighting):
         raise NotImplementedError
 
     def sample_weights(self, domain: str, probs: Tensor, features: Tensor | None = None) -> Tensor:
-        return self.rule.weights(self.context, domain, probs, features)
+        return self.context.restricted(domain, self.rule.weights(self.context, domain, probs, features))
 
     def describe(self) -> dict[str, Any]:
         return {"method": type(self).__name__, **self.rule.describe()}

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from kgkd.errors import SignalError
 from kgkd.signals.calibration import TeacherCalibration
+from kgkd.signals.coverage import LabelCoverage
 from kgkd.signals.mixture import label_nll
 from kgkd.signals.posterior import DomainPosterior
 from kgkd.signals.similarity import DomainSimilarity
@@ -35,9 +36,14 @@ class FoldContext:
     similarity: DomainSimilarity | None
     features: Mapping[str, Tensor] | None = None
     seed: int = 0
+    coverage: LabelCoverage | None = None
     _posterior: DomainPosterior | None = field(default=None, repr=False)
     _predicted: dict[int, Tensor] = field(default_factory=dict, repr=False)
     _mapped: tuple[Tensor, tuple[Any, ...], Tensor] | None = field(default=None, repr=False)
+
+    def restricted(self, domain: str, weights: Tensor) -> Tensor:
+        """``weights`` ``[N, T]`` with teachers that cannot name any label of ``domain`` zeroed (graph facts)."""
+        return weights if self.coverage is None else self.coverage.restrict(domain, self.teachers, weights)
 
     def posterior(self) -> DomainPosterior:
         """The domain classifier over this fold's sources (fitted on first use)."""
@@ -91,12 +97,13 @@ def make_context(
     features: Mapping[str, Tensor] | None,
     calibrate: bool = True,
     seed: int = 0,
+    coverage: LabelCoverage | None = None,
 ) -> FoldContext:
     """A fold context over ``sources`` and ``teachers`` (calibration fitted on those sources)."""
     cal = (TeacherCalibration.fit(probs, labels, teachers, teacher_domains, [s for s in sources if s in labels])
            if calibrate else None)
     return FoldContext(list(sources), list(teachers), {t: list(teacher_domains.get(t, ())) for t in teachers},
-                       cal, similarity, features, seed)
+                       cal, similarity, features, seed, coverage)
 
 
 def stacked(probs: Mapping[str, Tensor], teachers: Sequence[str]) -> Tensor:
@@ -160,6 +167,9 @@ def cross_validate(
     folds = inner_folds(sources, teachers, teacher_domains)
     result = CVResult([f[0] for f in folds], {n: [] for n in rules}, {n: [] for n in rules})
     memo = memo if memo is not None else {}
+    if "coverage" not in memo:
+        memo["coverage"] = LabelCoverage(kg)
+    coverage = memo["coverage"]
     for target, rest, kept in folds:
         if progress is not None:
             progress(target)
@@ -173,13 +183,13 @@ def cross_validate(
                 ctx_key = (fold_key, "context", rule.calibrate)
                 if ctx_key not in memo:
                     memo[ctx_key] = make_context(kg, probs, labels, rest, kept, teacher_domains, similarity,
-                                                 features, rule.calibrate, seed)
+                                                 features, rule.calibrate, seed, coverage)
                 ctx = memo[ctx_key]
                 p_key = (fold_key, "probs", rule.calibrate)  # calibrated once per fold, shared by the rules
                 if p_key not in memo:
                     memo[p_key] = ctx.calibration.apply(raw, kept) if ctx.calibration is not None else raw
                 p = memo[p_key]
-                w = rule.weights(ctx, target, p, feats)
+                w = ctx.restricted(target, rule.weights(ctx, target, p, feats))
                 mix = (w.unsqueeze(-1) * p).sum(1)
                 memo[key] = (mix.argmax(-1) == y, float(label_nll(mix, y)))
             correct, nll = memo[key]

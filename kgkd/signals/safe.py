@@ -183,17 +183,25 @@ class SafeKGWeighting(RuleWeighting):
         return probs if cal is None or not self.rule.calibrate else cal.apply(probs, self.teachers)
 
     def sample_weights(self, domain: str, probs: Tensor, features: Tensor | None = None) -> Tensor:
-        return self.rule_for(domain).weights(self.context, domain, probs, features)
+        return self.context.restricted(domain, self.rule_for(domain).weights(self.context, domain, probs, features))
 
     def describe(self) -> dict[str, Any]:
         return {"method": "kg", **self.rule.describe(), "decision": getattr(self, "decision", {}),
                 "by_domain": {d: v["chosen"] for d, v in getattr(self, "_by_domain", {}).items()}}
 
+    def _uncovered(self, domain: str) -> dict[str, list[str]]:
+        """``{"no_label_coverage": [...]}`` when the graph rules teachers out on ``domain``, else ``{}``."""
+        cov = self.context.coverage
+        if cov is None:
+            return {}
+        out = [t for t, ok in zip(self.teachers, cov.mask(domain, self.teachers).tolist()) if not ok]
+        return {"no_label_coverage": out} if out else {}
+
     def to_json(self) -> dict[str, Any]:
         """What was chosen, why, and what rebuilds it: per graph domain, rules, temperatures, teachers."""
         cal = self.context.calibration
-        per_domain = {d: {"rule": self.rule_for(d).describe(), "decision": self.decision_for(d)}
-                      for d in self.similarity.domains}
+        per_domain = {d: {"rule": self.rule_for(d).describe(), "decision": self.decision_for(d),
+                          **self._uncovered(d)} for d in self.similarity.domains}
         return {"rule": self.rule.describe(), "decision": self.decision, "per_domain": per_domain,
                 "teachers": self.teachers, "teacher_domains": self.teacher_domains, "sources": self.sources,
                 "temperatures": dict(cal.temperatures) if cal is not None else None}
@@ -206,6 +214,7 @@ def domain_weights_from_choice(kg: Any, choice: dict[str, Any], domains: list[st
     fitting uses the all-folds rule. Uniform rules give ``1/T``; a graph prior is recomputed
     from ``kg`` — so new domains get weights from their description and links alone.
     """
+    from kgkd.signals.coverage import LabelCoverage
     from kgkd.signals.graph_weighting import PriorRule, similarity_of
     from kgkd.signals.inner_cv import FoldContext
 
@@ -214,16 +223,18 @@ def domain_weights_from_choice(kg: Any, choice: dict[str, Any], domains: list[st
     rules = [per_domain.get(d, {}).get("rule", choice["rule"]) for d in domains]
     if any(r["rule"] not in ("uniform", "graph_prior") for r in rules):
         return None
+    coverage = LabelCoverage(kg)
     ctx = None
     rows = []
     dummy = torch.zeros(1, len(teachers), 1)
     for d, rule in zip(domains, rules):
         if rule["rule"] == "uniform":
-            rows.append(torch.full((len(teachers),), 1.0 / len(teachers)))
-            continue
-        if ctx is None:
-            ctx = FoldContext(list(choice["sources"]), teachers, dict(choice["teacher_domains"]), None,
-                              similarity_of(kg, {}))
-        prior = PriorRule(float(rule["beta_graph"]), float(rule["beta_text"]), float(rule.get("beta_attr", 0.0)))
-        rows.append(prior.weights(ctx, d, dummy, None)[0])
+            row = torch.full((1, len(teachers)), 1.0 / len(teachers))
+        else:
+            if ctx is None:
+                ctx = FoldContext(list(choice["sources"]), teachers, dict(choice["teacher_domains"]), None,
+                                  similarity_of(kg, {}))
+            prior = PriorRule(float(rule["beta_graph"]), float(rule["beta_text"]), float(rule.get("beta_attr", 0.0)))
+            row = prior.weights(ctx, d, dummy, None)
+        rows.append(coverage.restrict(d, teachers, row)[0])
     return torch.stack(rows) if rows else torch.zeros(0, len(teachers))
