@@ -35,6 +35,10 @@ ROTATED = tuple(f"rmnist_{a}" for a in (0, 15, 30, 45, 60, 75))
 ByDomain = dict[str, dict[str, Tensor]]
 
 
+class BenchmarkSkipped(Exception):
+    """A benchmark whose data cannot be had on this machine (the suite records why and goes on)."""
+
+
 @dataclass
 class Problem:
     """Everything the suite needs about one benchmark at one seed."""
@@ -205,10 +209,16 @@ def amalgamation(scale: str, seed: int) -> Problem:
     from kgkd.data.build import build_domains
     from kgkd.data.specs import DOMAINS
 
+    from kgkd.errors import DataError
+
     spec = DOMAINS.get("fashion_mnist")
     if not (spec.root_dir / spec.file).exists():
         C.log.info("amalgamation: building fashion_mnist from the Debian package (kgkd data build --fashion)")
-        build_domains(fashion=True, only=["fashion_mnist"])
+        try:
+            build_domains(fashion=True, only=["fashion_mnist"], show_progress=False)
+        except DataError as err:
+            raise BenchmarkSkipped(f"fashion_mnist could not be built ({err}); run 'kgkd data build --fashion' "
+                                   "where the Debian package dataset-fashion-mnist can be fetched") from err
     pb = recipe_problem("amalgamation", "digits_fashion_amalgamation", ("mnist", "fashion_mnist", "uci_digits"),
                         ("mnist", "fashion_mnist", "uci_digits"), ("teacher_mnist", "teacher_fashion"), scale, seed)
     pb.fit_domains = ["mnist", "fashion_mnist"]

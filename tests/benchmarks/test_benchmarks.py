@@ -131,3 +131,27 @@ def test_entry_point_runs_at_smoke_scale_from_an_empty_cache(name: str, tmp_path
     assert written, f"{name} wrote no results JSON:\n{proc.stdout[-2000:]}"
     changed = [p.name for p, t in committed.items() if p.exists() and p.stat().st_mtime_ns != t]
     assert not changed, f"{name} overwrote committed results {changed}"
+
+
+def test_signals_suite_skips_amalgamation_when_fashion_mnist_cannot_be_built(
+    bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Debian package reachable: the suite records why and runs the other benchmarks (no traceback)."""
+    import kgkd.data.build
+    from kgkd.errors import DataError
+
+    def offline(**_: object) -> None:
+        raise DataError("`apt-get download dataset-fashion-mnist` failed (exit 100): no network")
+
+    monkeypatch.setenv("KGKD_DATA_DIR", str(tmp_path / "data"))  # no fashion_mnist built there
+    monkeypatch.setattr(kgkd.data.build, "build_domains", offline)
+    import _suite_problems
+    import signals_suite
+
+    with pytest.raises(_suite_problems.BenchmarkSkipped, match=r"kgkd data build --fashion.*dataset-fashion-mnist"):
+        _suite_problems.amalgamation("smoke", 0)
+    payload = signals_suite.main(["--scale", "smoke", "--only", "amalgamation", "--no-students", "--seeds", "0"])
+    assert payload["benchmarks"] == {}
+    assert "no network" in payload["skipped"]["amalgamation"]
+    for name in ("signals_suite", "_suite_problems"):
+        sys.modules.pop(name, None)
