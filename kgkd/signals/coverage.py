@@ -34,7 +34,7 @@ class LabelCoverage:
         self.kg = kg
         self._pairs: dict[tuple[str, str], bool] = {}
         self._masks: dict[tuple[str, tuple[str, ...]], Tensor] = {}
-        self._warned: set[str] = set()
+        self._logged: set[str] = set()
 
     def _label_set_of(self, kind: str, name: str) -> str | None:
         getter = getattr(self.kg, kind, None)
@@ -72,10 +72,10 @@ class LabelCoverage:
         if bool(keep.all()):
             return weights
         if not bool(keep.any()):
-            if domain not in self._warned:
-                self._warned.add(domain)
+            if domain not in self._logged:
+                self._logged.add(domain)
                 log.info("label coverage: no teacher among %s can name a label of domain '%s' according to "
-                            "the graph; weights left unrestricted", list(teachers), domain)
+                         "the graph; weights left unrestricted", list(teachers), domain)
             return weights
         kept = weights * keep.to(weights.dtype)
         total = kept.sum(-1, keepdim=True)
