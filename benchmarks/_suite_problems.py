@@ -208,7 +208,6 @@ def amalgamation(scale: str, seed: int) -> Problem:
     """
     from kgkd.data.build import build_domains
     from kgkd.data.specs import DOMAINS
-
     from kgkd.errors import DataError
 
     spec = DOMAINS.get("fashion_mnist")
