@@ -121,3 +121,20 @@ def test_kg_choice_records_which_teachers_the_graph_ruled_out(kg: KnowledgeGraph
     per_domain = method.to_json()["per_domain"]
     assert per_domain["uci_digits"]["no_label_coverage"] == ["teacher_fashion"]
     assert per_domain["fashion_mnist"]["no_label_coverage"] == ["teacher_mnist"]
+
+
+def test_signals_show_names_the_teachers_the_graph_ruled_out(
+    kg: KnowledgeGraph, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from kgkd.cli.signals import KG_CHOICE, _show_kg_choice
+
+    probs, labels = amalgamation_problem()
+    sources = ["mnist", "fashion_mnist"]
+    method = WEIGHTINGS.get("kg")(seed=0).fit(kg, {d: probs[d] for d in sources}, labels, sources, TEACHERS)
+    (tmp_path / KG_CHOICE).write_text(json.dumps(method.to_json()), encoding="utf-8")
+    _show_kg_choice(kg, tmp_path, DOMAINS, 14)
+    out = capsys.readouterr().out
+    assert "uci_digits      uniform  (no weight: teacher_fashion cannot name its labels)" in out
+    assert "fashion_mnist   uniform  (no weight: teacher_mnist cannot name its labels)" in out
